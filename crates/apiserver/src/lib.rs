@@ -1,0 +1,1 @@
+//! The Kubernetes REST API over the store. Not yet built: see the API server issue.

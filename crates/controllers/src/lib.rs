@@ -1,0 +1,1 @@
+//! Workload controllers (Deployment, ReplicaSet, garbage collection, namespaces, node lifecycle). Not yet built.

@@ -1,0 +1,1 @@
+//! The nftables service proxy. Not yet built.

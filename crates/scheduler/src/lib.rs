@@ -1,0 +1,1 @@
+//! The pod scheduler. Not yet built.
