@@ -65,7 +65,7 @@ pub struct Event {
     /// The revision of the change.
     pub revision: Revision,
     /// For create and update, the new value; for delete, the value that was deleted.
-    /// In every case `kv.key` is the key that changed.
+    /// In every case `kv.key` is the key that changed and `kv.mod_revision` is `revision`.
     pub kv: KeyValue,
     /// The value before the change, for update and delete.
     /// The API server needs it to tell a watcher with a selector that an object left its view.
@@ -132,7 +132,9 @@ pub trait Store: Send + Sync + 'static {
     async fn current_revision(&self) -> Result<Revision>;
 
     /// Every change under `prefix` with a revision greater than `after`, in order,
-    /// and then every later change as it commits.
+    /// and then every later change as it commits. `after = 0` replays all retained history;
+    /// to watch only new changes, pass [`Store::current_revision`]. A revision not written
+    /// yet is allowed: the watch waits for it.
     /// Fails with [`Error::Compacted`] if changes after `after` have been compacted away.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
