@@ -1,0 +1,40 @@
+//! The command line. Only definitions live here; behaviour is in the subcommand modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "rkube", version, about = "Kubernetes service networking in one binary")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the control plane on one machine.
+    Server(ServerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where the server keeps its state: the embedded database, certificates, kubeconfig.
+    #[arg(long, default_value = "/var/lib/rkube/server", env = "RKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// The cluster state store. Empty means the embedded SQLite database in the data
+    /// directory; `etcd://host:2379[,host:2379...]` (or `etcds://` for TLS) means etcd.
+    #[arg(long, default_value = "", env = "RKUBE_DATASTORE")]
+    pub datastore: String,
+
+    /// CA certificate for etcd over TLS.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd over TLS.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd over TLS.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+}

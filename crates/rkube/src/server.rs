@@ -1,0 +1,66 @@
+//! `rkube server`: the control plane.
+//!
+//! Start sequence: open the store, then (in later milestones) the API server and the
+//! controllers. Drain sequence, on SIGINT or SIGTERM: stop accepting, then drop the store,
+//! which lets the SQLite writer finish its last batch.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use rkube_store::Store;
+
+use crate::cli::ServerArgs;
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let store = open_store(&args).await?;
+    let revision = store.current_revision().await.context("reading the store's revision")?;
+    tracing::info!(datastore = %describe(&args), revision, "store ready");
+
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    drop(store);
+    Ok(())
+}
+
+fn describe(args: &ServerArgs) -> String {
+    if args.datastore.is_empty() {
+        format!("sqlite:{}", args.data_dir.join("db").display())
+    } else {
+        args.datastore.clone()
+    }
+}
+
+/// Opens the store the flags ask for.
+pub async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
+    if args.datastore.is_empty() {
+        let dir = args.data_dir.join("db");
+        let store = rkube_store::sqlite::SqliteStore::open(&dir)
+            .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
+        return Ok(Arc::new(store));
+    }
+    let endpoints = rkube_store::etcd::parse_datastore_url(&args.datastore)
+        .with_context(|| format!("--datastore {:?}", args.datastore))?;
+    let config = rkube_store::etcd::EtcdConfig {
+        endpoints,
+        ca_file: args.etcd_cafile.clone(),
+        cert_file: args.etcd_certfile.clone(),
+        key_file: args.etcd_keyfile.clone(),
+    };
+    let store = rkube_store::etcd::EtcdStore::connect(config)
+        .await
+        .with_context(|| format!("connecting to {}", args.datastore))?;
+    Ok(Arc::new(store))
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers we cannot drain cleanly; wait on Ctrl-C alone.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
