@@ -60,6 +60,8 @@ fn ms(d: Duration) -> String {
 /// watcher received its event (zero if the event came first, which happens because a
 /// backend may publish before it answers the writer).
 async fn run(store: Arc<dyn Store>, backend: &'static str, writers: usize, total: usize, prefix: &str) -> Run {
+    let per_writer = total / writers;
+    let total = per_writer * writers;
     let value = Bytes::from(vec![b'v'; VALUE_BYTES]);
     let start_rev = store.current_revision().await.expect("revision");
     let mut watch = store.watch(prefix, start_rev).await.expect("watch");
@@ -80,7 +82,6 @@ async fn run(store: Arc<dyn Store>, backend: &'static str, writers: usize, total
         })
     };
 
-    let per_writer = total / writers;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
