@@ -99,8 +99,7 @@ mod tests {
         for _ in 0..len {
             if rng.below(10) == 0 {
                 // An arbitrary character, including ones no fragment has.
-                let c = char::from_u32(u32::try_from(rng.next() % 0x11_0000).unwrap_or(0))
-                    .unwrap_or('?');
+                let c = char::from_u32(u32::try_from(rng.next() % 0x11_0000).unwrap_or(0)).unwrap_or('?');
                 s.push(c);
             } else {
                 s.push_str(FRAGMENTS[rng.below(FRAGMENTS.len())]);
@@ -120,26 +119,19 @@ mod tests {
             if let Ok(selector) = LabelSelector::parse(&input) {
                 label_ok += 1;
                 let printed = selector.to_string();
-                let reparsed = LabelSelector::parse(&printed).unwrap_or_else(|e| {
-                    panic!("{input:?} printed as {printed:?}, which fails: {e}")
-                });
+                let reparsed = LabelSelector::parse(&printed)
+                    .unwrap_or_else(|e| panic!("{input:?} printed as {printed:?}, which fails: {e}"));
                 assert_eq!(reparsed, selector, "{input:?} printed as {printed:?}");
                 // Matching on arbitrary labels must not panic either.
-                let labels = [
-                    ("x".to_owned(), input.clone()),
-                    ("y".to_owned(), "1".to_owned()),
-                ]
-                .into_iter()
-                .collect();
+                let labels = [("x".to_owned(), input.clone()), ("y".to_owned(), "1".to_owned())].into_iter().collect();
                 let _ = selector.matches(&labels);
             }
 
             if let Ok(selector) = FieldSelector::parse(&input) {
                 field_ok += 1;
                 let printed = selector.to_string();
-                let reparsed = FieldSelector::parse(&printed).unwrap_or_else(|e| {
-                    panic!("{input:?} printed as {printed:?}, which fails: {e}")
-                });
+                let reparsed = FieldSelector::parse(&printed)
+                    .unwrap_or_else(|e| panic!("{input:?} printed as {printed:?}, which fails: {e}"));
                 assert_eq!(reparsed, selector, "{input:?} printed as {printed:?}");
                 let _ = selector.matches(|field| Some(field.to_owned()));
             }

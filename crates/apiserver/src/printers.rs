@@ -101,26 +101,12 @@ pub struct ColumnDefinition {
 
 impl ColumnDefinition {
     /// A column kubectl always shows.
-    pub const fn new(
-        name: &'static str,
-        column_type: ColumnType,
-        description: &'static str,
-    ) -> Self {
-        ColumnDefinition {
-            name,
-            column_type,
-            format: "",
-            description,
-            priority: 0,
-        }
+    pub const fn new(name: &'static str, column_type: ColumnType, description: &'static str) -> Self {
+        ColumnDefinition { name, column_type, format: "", description, priority: 0 }
     }
 
     /// A column kubectl shows only with `-o wide`.
-    pub const fn wide(
-        name: &'static str,
-        column_type: ColumnType,
-        description: &'static str,
-    ) -> Self {
+    pub const fn wide(name: &'static str, column_type: ColumnType, description: &'static str) -> Self {
         ColumnDefinition::new(name, column_type, description).priority(1)
     }
 
@@ -261,15 +247,8 @@ pub fn table_for(kind: &str, objects: &[Value], opts: &TableOptions) -> Value {
         })
         .collect();
 
-    let columns: Vec<Value> = if opts.no_headers {
-        Vec::new()
-    } else {
-        printer
-            .columns
-            .iter()
-            .map(ColumnDefinition::to_json)
-            .collect()
-    };
+    let columns: Vec<Value> =
+        if opts.no_headers { Vec::new() } else { printer.columns.iter().map(ColumnDefinition::to_json).collect() };
 
     json!({
         "kind": "Table",
@@ -294,11 +273,7 @@ pub fn has_dedicated_table(kind: &str) -> bool {
 /// The table's `ListMeta`. Upstream omits empty fields, and so does this.
 fn list_meta(opts: &TableOptions) -> Value {
     let mut meta = Map::new();
-    if let Some(rv) = opts
-        .list_resource_version
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(rv) = opts.list_resource_version.as_deref().filter(|s| !s.is_empty()) {
         meta.insert("resourceVersion".to_string(), Value::from(rv));
     }
     if let Some(token) = opts.continue_token.as_deref().filter(|s| !s.is_empty()) {
@@ -319,10 +294,7 @@ struct Row {
 
 impl Row {
     fn new(cells: Vec<Value>) -> Self {
-        Row {
-            cells,
-            conditions: None,
-        }
+        Row { cells, conditions: None }
     }
 
     fn into_json(self, object: &Value, include: IncludeObject) -> Value {
@@ -370,17 +342,11 @@ struct Printer {
 const DEFAULT_COLUMNS: &[ColumnDefinition] = &[NAME_COLUMN, AGE_COLUMN];
 
 fn default_row(object: &Value, now: UnixNanos) -> Row {
-    Row::new(vec![
-        Value::from(fields::name(object)),
-        Value::from(time::since(fields::creation_timestamp(object), now)),
-    ])
+    Row::new(vec![Value::from(fields::name(object)), Value::from(time::since(fields::creation_timestamp(object), now))])
 }
 
 fn printer_for(kind: &str) -> Printer {
-    dedicated_printer(kind).unwrap_or(Printer {
-        columns: DEFAULT_COLUMNS,
-        row: default_row,
-    })
+    dedicated_printer(kind).unwrap_or(Printer { columns: DEFAULT_COLUMNS, row: default_row })
 }
 
 fn dedicated_printer(kind: &str) -> Option<Printer> {

@@ -139,16 +139,25 @@ async fn main() {
     let sqlite = SqliteStore::open(dir.path()).expect("open sqlite");
     let cluster = tokio::task::spawn_blocking(|| etcd_support::EtcdCluster::start(1)).await.expect("etcd");
     let endpoint = cluster.endpoint(0);
-    let etcd: Arc<dyn Store> =
-        Arc::new(EtcdStore::connect(EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() }).await.expect("connect etcd"));
+    let etcd: Arc<dyn Store> = Arc::new(
+        EtcdStore::connect(EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() })
+            .await
+            .expect("connect etcd"),
+    );
 
     let mut runs = Vec::new();
     for (round, &(writers, total)) in plan.iter().enumerate() {
         let prefix = format!("/bench/{round}/");
 
-        let (c0, w0) = (sqlite.stats().commits.load(std::sync::atomic::Ordering::Relaxed), sqlite.stats().writes.load(std::sync::atomic::Ordering::Relaxed));
+        let (c0, w0) = (
+            sqlite.stats().commits.load(std::sync::atomic::Ordering::Relaxed),
+            sqlite.stats().writes.load(std::sync::atomic::Ordering::Relaxed),
+        );
         let mut r = run(Arc::new(sqlite.clone()), "sqlite", writers, total, &prefix).await;
-        let (c1, w1) = (sqlite.stats().commits.load(std::sync::atomic::Ordering::Relaxed), sqlite.stats().writes.load(std::sync::atomic::Ordering::Relaxed));
+        let (c1, w1) = (
+            sqlite.stats().commits.load(std::sync::atomic::Ordering::Relaxed),
+            sqlite.stats().writes.load(std::sync::atomic::Ordering::Relaxed),
+        );
         r.writes_per_fsync = Some((w1 - w0) as f64 / (c1 - c0).max(1) as f64);
         runs.push(r);
 

@@ -35,9 +35,7 @@ impl ContinueToken {
 
     pub fn decode(token: &str) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidContinue { reason: reason.to_owned() };
-        let json = URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|_| bad("not base64"))?;
+        let json = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad("not base64"))?;
         let wire: Wire = serde_json::from_slice(&json).map_err(|_| bad("not a continue token"))?;
         if wire.v != VERSION {
             return Err(bad("unknown version"));

@@ -19,11 +19,7 @@ pub enum Error {
     /// A precondition on the key's revision did not hold. `current` is what is stored now,
     /// so that a caller can retry from fresh state without another read.
     #[error("key {key:?} was modified: expected revision {expected}, found {}", current.as_ref().map_or(0, |kv| kv.mod_revision))]
-    Conflict {
-        key: String,
-        expected: Revision,
-        current: Option<Box<KeyValue>>,
-    },
+    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
 
     /// The requested revision is older than the oldest one kept.
     /// The API server answers 410 Gone.

@@ -52,14 +52,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    KvClient, TlsOptions, Txn, TxnOp, WatchClient, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity, KvClient, TlsOptions,
+    Txn, TxnOp, WatchClient, WatchOptions,
 };
 use tokio::time::timeout;
 
 use crate::{
-    ContinueToken, Error, Event, EventKind, KeyValue, ListOptions, ListPage, MAX_VALUE_BYTES,
-    Result, Revision, Store, WatchStream, prefix_end, validate_key, validate_prefix,
+    ContinueToken, Error, Event, EventKind, KeyValue, ListOptions, ListPage, MAX_VALUE_BYTES, Result, Revision, Store,
+    WatchStream, prefix_end, validate_key, validate_prefix,
 };
 
 /// How long a read may take before it counts as failed. Reads can be whole lists, so this is
@@ -129,9 +129,7 @@ pub fn parse_datastore_url(url: &str) -> Result<Vec<String>> {
             return Err(bad("empty host"));
         }
         if host.contains('/') || host.contains('@') || host.contains('?') {
-            return Err(bad(
-                "only host:port is allowed, without user, path or query",
-            ));
+            return Err(bad("only host:port is allowed, without user, path or query"));
         }
         endpoints.push(format!("{scheme}://{host}"));
     }
@@ -167,13 +165,10 @@ impl EtcdStore {
             // A member cut off from the leader answers "no leader" instead of serving a watch
             // that silently receives nothing; the client then goes to another member.
             .with_require_leader(true);
-        let tls_wanted =
-            config.ca_file.is_some() || config.cert_file.is_some() || config.key_file.is_some();
+        let tls_wanted = config.ca_file.is_some() || config.cert_file.is_some() || config.key_file.is_some();
         let https = config.endpoints.iter().any(|e| e.starts_with("https://"));
         if tls_wanted && !https {
-            return Err(Error::Backend(
-                "TLS files were given but no endpoint is https:// (use etcds://)".to_owned(),
-            ));
+            return Err(Error::Backend("TLS files were given but no endpoint is https:// (use etcds://)".to_owned()));
         }
         if https {
             options = options.with_tls(tls_options(&config).await?);
@@ -182,12 +177,8 @@ impl EtcdStore {
             .await
             .map_err(|e| Error::Backend(format!("connecting to etcd: {e}")))?;
         let store = EtcdStore {
-            kv: client
-                .kv_client()
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            watch: client
-                .watch_client()
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES),
+            watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES),
         };
         store.current_revision().await?;
         Ok(store)
@@ -212,10 +203,7 @@ impl EtcdStore {
     }
 
     async fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut resp = self
-            .read(|mut kv| async move { kv.get(key, None).await })
-            .await
-            .map_err(Failure::into_error)?;
+        let mut resp = self.read(|mut kv| async move { kv.get(key, None).await }).await.map_err(Failure::into_error)?;
         let kvs = resp.take_kvs();
         match kvs.into_iter().next() {
             Some(kv) => Ok(Some(convert_kv(kv)?)),
@@ -226,14 +214,8 @@ impl EtcdStore {
     /// The error for a failed precondition on `key`: whatever is stored now decides which.
     async fn precondition_failed(&self, key: &str, expected: Revision) -> Error {
         match self.get_kv(key).await {
-            Ok(None) => Error::NotFound {
-                key: key.to_owned(),
-            },
-            Ok(Some(current)) => Error::Conflict {
-                key: key.to_owned(),
-                expected,
-                current: Some(Box::new(current)),
-            },
+            Ok(None) => Error::NotFound { key: key.to_owned() },
+            Ok(Some(current)) => Error::Conflict { key: key.to_owned(), expected, current: Some(Box::new(current)) },
             Err(e) => e,
         }
     }
@@ -245,8 +227,7 @@ impl EtcdStore {
         let fallback = known_lost + 1;
         let mut client = self.watch.clone();
         let options = WatchOptions::new().with_start_revision(1);
-        let Ok(Ok(mut stream)) = timeout(REQUEST_TIMEOUT, client.watch(key, Some(options))).await
-        else {
+        let Ok(Ok(mut stream)) = timeout(REQUEST_TIMEOUT, client.watch(key, Some(options))).await else {
             return fallback;
         };
         // etcd reports a compacted start on its next sync of unsynced watchers, every 100 ms.
@@ -266,10 +247,9 @@ impl EtcdStore {
     /// Maps a failed read at `requested` to the store's error, looking up what etcd does not say.
     async fn revision_error(&self, failure: Failure, key: &str, requested: Revision) -> Error {
         match failure {
-            Failure::Compacted => Error::Compacted {
-                requested,
-                compacted: self.compacted_revision(key, requested).await,
-            },
+            Failure::Compacted => {
+                Error::Compacted { requested, compacted: self.compacted_revision(key, requested).await }
+            }
             Failure::FutureRevision => match self.current_revision().await {
                 Ok(current) => Error::FutureRevision { requested, current },
                 Err(e) => e,
@@ -310,9 +290,11 @@ impl Store for EtcdStore {
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
         validate_key(key)?;
         check_value(&value)?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value.to_vec(), None)]);
+        let txn = Txn::new().when([Compare::create_revision(key, CompareOp::Equal, 0)]).and_then([TxnOp::put(
+            key,
+            value.to_vec(),
+            None,
+        )]);
         let resp = self
             .write(|mut kv| {
                 let txn = txn.clone();
@@ -321,9 +303,7 @@ impl Store for EtcdStore {
             .await
             .map_err(Failure::into_error)?;
         if !resp.succeeded() {
-            return Err(Error::AlreadyExists {
-                key: key.to_owned(),
-            });
+            return Err(Error::AlreadyExists { key: key.to_owned() });
         }
         header_revision(resp.header())
     }
@@ -341,22 +321,14 @@ impl Store for EtcdStore {
                 // Like the Kubernetes API server: a token from another list must not leak keys
                 // outside the prefix it is now used with.
                 if !token.start.starts_with(prefix) {
-                    return Err(Error::InvalidContinue {
-                        reason: "the token belongs to another prefix".to_owned(),
-                    });
+                    return Err(Error::InvalidContinue { reason: "the token belongs to another prefix".to_owned() });
                 }
                 (token.start.clone(), token.revision)
             }
-            None => (
-                prefix.to_owned(),
-                options.revision.filter(|r| *r > 0).unwrap_or(0),
-            ),
+            None => (prefix.to_owned(), options.revision.filter(|r| *r > 0).unwrap_or(0)),
         };
         let limit = options.limit.max(0);
-        let get_options = GetOptions::new()
-            .with_range(end.as_bytes())
-            .with_limit(limit)
-            .with_revision(requested);
+        let get_options = GetOptions::new().with_range(end.as_bytes()).with_limit(limit).with_revision(requested);
         let result = self
             .read(|mut kv| {
                 let get_options = get_options.clone();
@@ -368,29 +340,13 @@ impl Store for EtcdStore {
             Ok(resp) => resp,
             Err(failure) => return Err(self.revision_error(failure, prefix, requested).await),
         };
-        let revision = if requested > 0 {
-            requested
-        } else {
-            header_revision(resp.header())?
-        };
+        let revision = if requested > 0 { requested } else { header_revision(resp.header())? };
         let more = resp.more();
         let count = resp.count();
-        let items = resp
-            .take_kvs()
-            .into_iter()
-            .map(convert_kv)
-            .collect::<Result<Vec<_>>>()?;
-        let mut page = ListPage {
-            items,
-            revision,
-            continue_token: None,
-            remaining: 0,
-        };
+        let items = resp.take_kvs().into_iter().map(convert_kv).collect::<Result<Vec<_>>>()?;
+        let mut page = ListPage { items, revision, continue_token: None, remaining: 0 };
         if more && let Some(last) = page.items.last() {
-            page.continue_token = Some(ContinueToken {
-                revision,
-                start: format!("{}\0", last.key),
-            });
+            page.continue_token = Some(ContinueToken { revision, start: format!("{}\0", last.key) });
             page.remaining = (count - page.items.len() as i64).max(0);
         }
         Ok(page)
@@ -422,32 +378,21 @@ impl Store for EtcdStore {
         validate_key(key)?;
         let Some(expected) = expected else {
             let mut resp = self
-                .write(|mut kv| async move {
-                    kv.delete(key, Some(DeleteOptions::new().with_prev_key()))
-                        .await
-                })
+                .write(|mut kv| async move { kv.delete(key, Some(DeleteOptions::new().with_prev_key())).await })
                 .await
                 .map_err(Failure::into_error)?;
             let revision = header_revision(resp.header())?;
             return match resp.take_prev_kvs().into_iter().next() {
                 Some(prev) => Ok((convert_kv(prev)?, revision)),
-                None => Err(Error::NotFound {
-                    key: key.to_owned(),
-                }),
+                None => Err(Error::NotFound { key: key.to_owned() }),
             };
         };
         let current = match self.get_kv(key).await? {
             None => {
-                return Err(Error::NotFound {
-                    key: key.to_owned(),
-                });
+                return Err(Error::NotFound { key: key.to_owned() });
             }
             Some(kv) if kv.mod_revision != expected => {
-                return Err(Error::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    current: Some(Box::new(kv)),
-                });
+                return Err(Error::Conflict { key: key.to_owned(), expected, current: Some(Box::new(kv)) });
             }
             Some(kv) => kv,
         };
@@ -472,9 +417,7 @@ impl Store for EtcdStore {
 
     async fn count(&self, prefix: &str) -> Result<i64> {
         validate_prefix(prefix)?;
-        let options = GetOptions::new()
-            .with_range(prefix_end(prefix))
-            .with_count_only();
+        let options = GetOptions::new().with_range(prefix_end(prefix)).with_count_only();
         let resp = self
             .read(|mut kv| {
                 let options = options.clone();
@@ -488,10 +431,8 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision> {
         // A linearizable read of one key that never exists (no store key ends with '/'):
         // the header carries the newest committed revision.
-        let resp =
-            self.read(|mut kv| async move {
-                kv.get("/", Some(GetOptions::new().with_count_only())).await
-            })
+        let resp = self
+            .read(|mut kv| async move { kv.get("/", Some(GetOptions::new().with_count_only())).await })
             .await
             .map_err(Failure::into_error)?;
         header_revision(resp.header())
@@ -509,9 +450,7 @@ impl Store for EtcdStore {
         // etcd reports a compacted start only after the watch is set up, on its next sync of
         // lagging watchers; a read answers now, so the caller gets the error from `watch` itself
         // unless a compaction races with this call. A start in the future is fine: etcd waits.
-        let check = GetOptions::new()
-            .with_count_only()
-            .with_revision(after.max(1));
+        let check = GetOptions::new().with_count_only().with_revision(after.max(1));
         let result = self
             .read(|mut kv| {
                 let check = check.clone();
@@ -528,10 +467,7 @@ impl Store for EtcdStore {
             }
             Err(other) => return Err(other.into_error()),
         }
-        let options = WatchOptions::new()
-            .with_range(prefix_end(prefix))
-            .with_start_revision(after + 1)
-            .with_prev_key();
+        let options = WatchOptions::new().with_range(prefix_end(prefix)).with_start_revision(after + 1).with_prev_key();
         let client = self.watch.clone();
         let stream = retry(&client, Retry::Reads, |mut client| {
             let options = options.clone();
@@ -540,26 +476,16 @@ impl Store for EtcdStore {
                 // Wait for etcd to confirm the watch, so that a refused watch is reported here.
                 match stream.message().await? {
                     Some(resp) if resp.created() && !resp.canceled() => Ok(stream),
-                    Some(resp) => Err(etcd_client::Error::WatchError(format!(
-                        "watch not created: {}",
-                        resp.cancel_reason()
-                    ))),
-                    None => Err(etcd_client::Error::WatchError(
-                        "watch stream closed before it was created".to_owned(),
-                    )),
+                    Some(resp) => {
+                        Err(etcd_client::Error::WatchError(format!("watch not created: {}", resp.cancel_reason())))
+                    }
+                    None => Err(etcd_client::Error::WatchError("watch stream closed before it was created".to_owned())),
                 }
             }
         })
         .await
         .map_err(Failure::into_error)?;
-        let state = WatchState {
-            stream,
-            _client: client,
-            after,
-            last: after,
-            pending: VecDeque::new(),
-            done: false,
-        };
+        let state = WatchState { stream, _client: client, after, last: after, pending: VecDeque::new(), done: false };
         Ok(Box::pin(futures::stream::unfold(state, next_event)))
     }
 
@@ -569,11 +495,7 @@ impl Store for EtcdStore {
         }
         let result = self
             .read(|mut kv| async move {
-                kv.compact(
-                    revision,
-                    Some(etcd_client::CompactionOptions::new().with_physical()),
-                )
-                .await
+                kv.compact(revision, Some(etcd_client::CompactionOptions::new().with_physical())).await
             })
             .await;
         match result {
@@ -624,10 +546,7 @@ async fn next_event(mut state: WatchState) -> Option<(Result<Event>, WatchState)
         };
         if resp.compact_revision() > 0 {
             state.done = true;
-            let error = Error::Compacted {
-                requested: state.last,
-                compacted: resp.compact_revision(),
-            };
+            let error = Error::Compacted { requested: state.last, compacted: resp.compact_revision() };
             return Some((Err(error), state));
         }
         if resp.canceled() {
@@ -660,9 +579,7 @@ async fn next_event(mut state: WatchState) -> Option<(Result<Event>, WatchState)
 }
 
 fn convert_event(event: &etcd_client::Event) -> Result<Event> {
-    let kv = event
-        .kv()
-        .ok_or_else(|| Error::Backend("etcd sent an event without a key".into()))?;
+    let kv = event.kv().ok_or_else(|| Error::Backend("etcd sent an event without a key".into()))?;
     let revision = kv.mod_revision();
     let prev = event.prev_kv().map(convert_kv_ref).transpose()?;
     // etcd itself marks an event as a delete when the key's create revision is 0.
@@ -674,42 +591,18 @@ fn convert_event(event: &etcd_client::Event) -> Result<Event> {
             create_revision: prev.as_ref().map_or(0, |p| p.create_revision),
             mod_revision: revision,
         };
-        return Ok(Event {
-            kind: EventKind::Delete,
-            revision,
-            kv: deleted,
-            prev,
-        });
+        return Ok(Event { kind: EventKind::Delete, revision, kv: deleted, prev });
     }
-    let kind = if kv.create_revision() == kv.mod_revision() {
-        EventKind::Create
-    } else {
-        EventKind::Update
-    };
-    let prev = if kind == EventKind::Create {
-        None
-    } else {
-        prev
-    };
-    Ok(Event {
-        kind,
-        revision,
-        kv: convert_kv_ref(kv)?,
-        prev,
-    })
+    let kind = if kv.create_revision() == kv.mod_revision() { EventKind::Create } else { EventKind::Update };
+    let prev = if kind == EventKind::Create { None } else { prev };
+    Ok(Event { kind, revision, kv: convert_kv_ref(kv)?, prev })
 }
 
 fn convert_kv(kv: etcd_client::KeyValue) -> Result<KeyValue> {
     let (create_revision, mod_revision) = (kv.create_revision(), kv.mod_revision());
     let (key, value) = kv.into_key_value();
-    let key = String::from_utf8(key)
-        .map_err(|_| Error::Backend("etcd returned a key that is not UTF-8".to_owned()))?;
-    Ok(KeyValue {
-        key,
-        value: Bytes::from(value),
-        create_revision,
-        mod_revision,
-    })
+    let key = String::from_utf8(key).map_err(|_| Error::Backend("etcd returned a key that is not UTF-8".to_owned()))?;
+    Ok(KeyValue { key, value: Bytes::from(value), create_revision, mod_revision })
 }
 
 fn convert_kv_ref(kv: &etcd_client::KeyValue) -> Result<KeyValue> {
@@ -735,10 +628,7 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revis
 
 fn check_value(value: &Bytes) -> Result<()> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(Error::ValueTooLarge {
-            size: value.len(),
-            limit: MAX_VALUE_BYTES,
-        });
+        return Err(Error::ValueTooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
     }
     Ok(())
 }
@@ -786,18 +676,13 @@ impl Failure {
                     // etcd checks for a leader before proposing (we send "require leader"),
                     // and sheds load before proposing too.
                     CODE_UNAVAILABLE | CODE_RESOURCE_EXHAUSTED
-                        if message.contains("no leader")
-                            || message.contains("too many requests") =>
+                        if message.contains("no leader") || message.contains("too many requests") =>
                     {
                         Failure::NotSent(described)
                     }
-                    CODE_UNAVAILABLE | CODE_CANCELLED | CODE_DEADLINE_EXCEEDED => {
-                        Failure::Ambiguous(described)
-                    }
+                    CODE_UNAVAILABLE | CODE_CANCELLED | CODE_DEADLINE_EXCEEDED => Failure::Ambiguous(described),
                     // Transport failures that tonic could not attribute come as Unknown.
-                    CODE_UNKNOWN if std::error::Error::source(status).is_some() => {
-                        Failure::Ambiguous(described)
-                    }
+                    CODE_UNKNOWN if std::error::Error::source(status).is_some() => Failure::Ambiguous(described),
                     _ => Failure::Other(described),
                 }
             }
@@ -907,22 +792,9 @@ mod tests {
             parse_datastore_url("etcd://a:2379,b:2379").ok(),
             Some(vec!["http://a:2379".to_owned(), "http://b:2379".to_owned()])
         );
-        assert_eq!(
-            parse_datastore_url("etcds://10.0.0.1:2379/").ok(),
-            Some(vec!["https://10.0.0.1:2379".to_owned()])
-        );
-        for bad in [
-            "",
-            "http://a:2379",
-            "etcd://",
-            "etcd://a:2379,",
-            "etcd://u@a:2379",
-            "etcd://a/x",
-        ] {
-            assert!(
-                parse_datastore_url(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
+        assert_eq!(parse_datastore_url("etcds://10.0.0.1:2379/").ok(), Some(vec!["https://10.0.0.1:2379".to_owned()]));
+        for bad in ["", "http://a:2379", "etcd://", "etcd://a:2379,", "etcd://u@a:2379", "etcd://a/x"] {
+            assert!(parse_datastore_url(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 

@@ -35,8 +35,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    ContinueToken, Error, Event, EventKind, KeyValue, ListOptions, ListPage, MAX_VALUE_BYTES,
-    Result, Revision, Store, WatchStream, prefix_end, validate_key, validate_prefix,
+    ContinueToken, Error, Event, EventKind, KeyValue, ListOptions, ListPage, MAX_VALUE_BYTES, Result, Revision, Store,
+    WatchStream, prefix_end, validate_key, validate_prefix,
 };
 
 /// The database file's name inside the data directory.
@@ -194,7 +194,9 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<()> {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e| map_sqlite(path, e))?;
     let ours = ["meta", "log"];
-    if !tables.is_empty() && !(tables.len() == ours.len() && tables.iter().all(|t| ours.contains(&t.as_str()))) {
+    let fresh = tables.is_empty();
+    let only_ours = tables.len() == ours.len() && tables.iter().all(|t| ours.contains(&t.as_str()));
+    if !fresh && !only_ours {
         return Err(corrupt(format!("unexpected tables {tables:?}")));
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| map_sqlite(path, e))?;
@@ -226,9 +228,7 @@ fn map_sqlite(path: &Path, e: rusqlite::Error) -> Error {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
             Error::Corrupt { path: path.display().to_string(), detail: e.to_string() }
         }
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            Error::Locked { path: path.display().to_string() }
-        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Locked { path: path.display().to_string() },
         _ => Error::Backend(format!("sqlite: {e}")),
     }
 }
@@ -336,11 +336,19 @@ fn read_events(
     .collect()
 }
 
-fn make_event(kind: i64, rev: Revision, key: String, create_rev: Revision, value: Bytes, prev: Option<KeyValue>) -> Event {
+fn make_event(
+    kind: i64,
+    rev: Revision,
+    key: String,
+    create_rev: Revision,
+    value: Bytes,
+    prev: Option<KeyValue>,
+) -> Event {
     match kind {
         KIND_DELETE => {
             // A tombstone stores no value: the event carries the last one, from `prev`.
-            let (value, create_revision) = prev.as_ref().map_or((Bytes::new(), create_rev), |p| (p.value.clone(), p.create_revision));
+            let (value, create_revision) =
+                prev.as_ref().map_or((Bytes::new(), create_rev), |p| (p.value.clone(), p.create_revision));
             Event {
                 kind: EventKind::Delete,
                 revision: rev,
@@ -420,7 +428,8 @@ impl Writer {
 
         match outcome {
             Ok(()) => {
-                let n_writes = results.iter().filter(|r| matches!(r, Ok(Ok(Outcome::Written(_) | Outcome::Deleted(..))))).count();
+                let n_writes =
+                    results.iter().filter(|r| matches!(r, Ok(Ok(Outcome::Written(_) | Outcome::Deleted(..))))).count();
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.writes.fetch_add(n_writes as u64, Ordering::Relaxed);
                 if let Some(rev) = compacted_to {
@@ -637,10 +646,11 @@ async fn run_watch(
                 batch = rx.recv() => match batch {
                     Ok(batch) => {
                         for ev in batch.iter() {
-                            if ev.revision > after && ev.kv.key.starts_with(&prefix) {
-                                if out.send(Ok(ev.clone())).await.is_err() {
-                                    return;
-                                }
+                            if ev.revision > after
+                                && ev.kv.key.starts_with(&prefix)
+                                && out.send(Ok(ev.clone())).await.is_err()
+                            {
+                                return;
                             }
                         }
                         if let Some(last) = batch.last() {

@@ -60,12 +60,7 @@ async fn writer(store: Arc<EtcdStore>, shared: Arc<Shared>, w: usize) -> (Vec<Ac
         let after_kill = shared.killed.load(Ordering::SeqCst);
         match store.create(&key, value.clone()).await {
             Ok(revision) => {
-                acks.push(Ack {
-                    key,
-                    revision,
-                    after_kill,
-                    at: Instant::now(),
-                });
+                acks.push(Ack { key, revision, after_kill, at: Instant::now() });
                 shared.acked.fetch_add(1, Ordering::Relaxed);
                 if after_kill {
                     shared.acked_after_kill.fetch_add(1, Ordering::Relaxed);
@@ -87,25 +82,14 @@ async fn writer(store: Arc<EtcdStore>, shared: Arc<Shared>, w: usize) -> (Vec<Ac
 async fn reader(store: Arc<EtcdStore>, shared: Arc<Shared>, r: usize) -> usize {
     let mut reads = 0;
     while !shared.stop.load(Ordering::Relaxed) {
-        let revision = store
-            .current_revision()
-            .await
-            .expect("current revision during the load");
+        let revision = store.current_revision().await.expect("current revision during the load");
         let key = format!("/loss/w{r}/0");
         let kv = store.get(&key).await.expect("get during the load");
         if let Some(kv) = kv {
             assert!(kv.mod_revision <= store.current_revision().await.expect("revision"));
         }
-        let page = store
-            .list(
-                "/loss/",
-                ListOptions {
-                    limit: 50,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("list during the load");
+        let page =
+            store.list("/loss/", ListOptions { limit: 50, ..Default::default() }).await.expect("list during the load");
         assert!(page.revision >= revision, "reads never go back in time");
         reads += 3;
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -129,22 +113,15 @@ async fn wait_for(what: &str, counter: &AtomicUsize, target: usize) {
 async fn member_loss_keeps_acknowledged_writes_and_serving() {
     let mut cluster = EtcdCluster::start(3);
     let store = Arc::new(
-        EtcdStore::connect(EtcdConfig {
-            endpoints: cluster.endpoints(),
-            ..Default::default()
-        })
-        .await
-        .expect("connect to the cluster"),
+        EtcdStore::connect(EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() })
+            .await
+            .expect("connect to the cluster"),
     );
     let shared = Arc::new(Shared::default());
     let started = Instant::now();
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(store.clone(), shared.clone(), w)))
-        .collect();
+    let writers: Vec<_> = (0..WRITERS).map(|w| tokio::spawn(writer(store.clone(), shared.clone(), w))).collect();
 
-    let readers: Vec<_> = (0..READERS)
-        .map(|r| tokio::spawn(reader(store.clone(), shared.clone(), r)))
-        .collect();
+    let readers: Vec<_> = (0..READERS).map(|r| tokio::spawn(reader(store.clone(), shared.clone(), r))).collect();
 
     wait_for("before the kill", &shared.acked, ACKED_BEFORE_KILL).await;
     let leader = cluster.leader().await.expect("the cluster has a leader");
@@ -183,39 +160,26 @@ async fn member_loss_keeps_acknowledged_writes_and_serving() {
          {leader}); member {new_leader} leader {elected_after:?} after the kill; first write started after the kill acknowledged {first_after:?} after it; \
          {after_kill} acknowledged after; {reads} reads; {} failed: {:?}",
         errors.len(),
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<HashSet<_>>()
+        errors.iter().map(ToString::to_string).collect::<HashSet<_>>()
     );
     assert!(
         errors.iter().all(|e| matches!(e, Error::Unavailable(_))),
         "writes may only fail as unavailable (an ambiguous write must not be retried into \
          AlreadyExists): {errors:?}"
     );
-    assert!(
-        after_kill >= MIN_ACKED_AFTER_KILL,
-        "only {after_kill} writes acknowledged after the kill"
-    );
+    assert!(after_kill >= MIN_ACKED_AFTER_KILL, "only {after_kill} writes acknowledged after the kill");
     assert!(
         first_after <= elected_after + FIRST_ACK_AFTER_ELECTION_WITHIN,
         "the first write after the kill took {first_after:?}, and the election {elected_after:?}"
     );
 
     let revisions: HashSet<Revision> = acks.iter().map(|a| a.revision).collect();
-    assert_eq!(
-        revisions.len(),
-        acks.len(),
-        "every acknowledged write has its own revision"
-    );
+    assert_eq!(revisions.len(), acks.len(), "every acknowledged write has its own revision");
 
     // A fresh client, on the survivors only, sees every acknowledged write at its revision.
-    let fresh = EtcdStore::connect(EtcdConfig {
-        endpoints: cluster.live_endpoints(),
-        ..Default::default()
-    })
-    .await
-    .expect("connect to the survivors");
+    let fresh = EtcdStore::connect(EtcdConfig { endpoints: cluster.live_endpoints(), ..Default::default() })
+        .await
+        .expect("connect to the survivors");
     let stored = list_all(&fresh, "/loss/").await;
     for ack in &acks {
         match stored.get(&ack.key) {
@@ -226,18 +190,12 @@ async fn member_loss_keeps_acknowledged_writes_and_serving() {
                 ack.key,
                 ack.revision
             ),
-            None => panic!(
-                "{} was acknowledged at revision {} and is lost",
-                ack.key, ack.revision
-            ),
+            None => panic!("{} was acknowledged at revision {} and is lost", ack.key, ack.revision),
         }
     }
 
     // And the survivors still take writes.
-    fresh
-        .create("/loss/after", Bytes::from_static(b"x"))
-        .await
-        .expect("write after the test");
+    fresh.create("/loss/after", Bytes::from_static(b"x")).await.expect("write after the test");
 }
 
 /// Waits for the survivors to elect a leader, and says which member it is.
@@ -247,10 +205,7 @@ async fn wait_for_leader(cluster: &EtcdCluster) -> usize {
         if let Some(leader) = cluster.leader().await {
             return leader;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no new leader within {PHASE_DEADLINE:?}"
-        );
+        assert!(Instant::now() < deadline, "no new leader within {PHASE_DEADLINE:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -261,14 +216,7 @@ async fn list_all(store: &EtcdStore, prefix: &str) -> BTreeMap<String, (Revision
     let mut token = None;
     loop {
         let page = store
-            .list(
-                prefix,
-                ListOptions {
-                    limit: 1000,
-                    continue_token: token,
-                    ..Default::default()
-                },
-            )
+            .list(prefix, ListOptions { limit: 1000, continue_token: token, ..Default::default() })
             .await
             .expect("list");
         for kv in page.items {

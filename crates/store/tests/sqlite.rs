@@ -110,6 +110,18 @@ fn crash_writer_child() {
     });
 }
 
+/// Parses the child's `ACK <key> <revision>` lines; anything else (the test harness's own
+/// output) is not an acknowledgement.
+fn parse_ack(line: &str) -> Option<(String, Revision)> {
+    let mut parts = line.split_whitespace();
+    if parts.next() != Some("ACK") {
+        return None;
+    }
+    let key = parts.next()?.to_owned();
+    let rev = parts.next()?.parse().ok()?;
+    Some((key, rev))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -132,13 +144,8 @@ async fn acknowledged_writes_survive_sigkill() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while n_acks < ACKS_BEFORE_KILL && Instant::now() < deadline {
             let Some(Ok(line)) = lines.next() else { break };
-            let mut parts = line.split_whitespace();
-            if parts.next() != Some("ACK") {
-                continue;
-            }
-            let (Some(key), Some(rev)) = (parts.next(), parts.next()) else { continue };
-            let rev: Revision = rev.parse().expect("revision");
-            acked.insert(key.to_owned(), rev);
+            let Some((key, rev)) = parse_ack(&line) else { continue };
+            acked.insert(key, rev);
             n_acks += 1;
         }
         (acked, n_acks, lines)
@@ -150,13 +157,8 @@ async fn acknowledged_writes_survive_sigkill() {
     child.kill().expect("kill");
     child.wait().expect("wait");
     // Acknowledgements printed before the kill but not read yet still count.
-    for line in lines.by_ref().map_while(Result::ok) {
-        let mut parts = line.split_whitespace();
-        if parts.next() == Some("ACK") {
-            if let (Some(key), Some(rev)) = (parts.next(), parts.next()) {
-                acked.insert(key.to_owned(), rev.parse().expect("revision"));
-            }
-        }
+    for (key, rev) in lines.by_ref().map_while(Result::ok).filter_map(|l| parse_ack(&l)) {
+        acked.insert(key, rev);
     }
 
     let store = SqliteStore::open(dir.path()).expect("reopen after SIGKILL");
@@ -174,7 +176,8 @@ async fn acknowledged_writes_survive_sigkill() {
     let total = store.current_revision().await.expect("rev");
     let mut last = 0;
     while last < total {
-        let ev = tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("event").expect("open").expect("ok");
+        let ev =
+            tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("event").expect("open").expect("ok");
         assert!(ev.revision > last, "revisions must strictly increase");
         last = ev.revision;
     }

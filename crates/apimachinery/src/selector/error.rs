@@ -88,9 +88,5 @@ impl SelectorError {
 }
 
 fn join(errors: &[SelectorError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }

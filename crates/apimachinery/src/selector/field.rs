@@ -52,16 +52,8 @@ pub struct FieldRequirement {
 impl FieldRequirement {
     /// Builds a term. Upstream does not validate field paths or values when parsing, and
     /// neither does this; `value` is the plain value, not its escaped form.
-    pub fn new(
-        field: impl Into<String>,
-        operator: FieldOperator,
-        value: impl Into<String>,
-    ) -> FieldRequirement {
-        FieldRequirement {
-            field: field.into(),
-            operator,
-            value: value.into(),
-        }
+    pub fn new(field: impl Into<String>, operator: FieldOperator, value: impl Into<String>) -> FieldRequirement {
+        FieldRequirement { field: field.into(), operator, value: value.into() }
     }
 
     /// The field path, such as `metadata.name` or `spec.nodeName`.
@@ -95,13 +87,7 @@ impl FieldRequirement {
 impl fmt::Display for FieldRequirement {
     /// Prints `field=value` or `field!=value`, with the value escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}{}",
-            self.field,
-            self.operator,
-            escape_value(&self.value)
-        )
+        write!(f, "{}{}{}", self.field, self.operator, escape_value(&self.value))
     }
 }
 
@@ -133,10 +119,7 @@ impl FieldSelector {
                 continue;
             }
             let Some((field, operator, raw_value)) = split_term(term) else {
-                return Err(SelectorError::FieldTerm {
-                    selector: selector.to_owned(),
-                    term: term.to_owned(),
-                });
+                return Err(SelectorError::FieldTerm { selector: selector.to_owned(), term: term.to_owned() });
             };
             requirements.push(FieldRequirement {
                 field: field.to_owned(),
@@ -274,17 +257,13 @@ fn split_terms(selector: &str) -> Vec<&str> {
 /// position so that `a==b` does not leave `=b` as the value. Returns the field, the
 /// operator and the still-escaped value.
 fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
-    const OPERATORS: [(&str, FieldOperator); 3] = [
-        ("!=", FieldOperator::NotEquals),
-        ("==", FieldOperator::Equals),
-        ("=", FieldOperator::Equals),
-    ];
+    const OPERATORS: [(&str, FieldOperator); 3] =
+        [("!=", FieldOperator::NotEquals), ("==", FieldOperator::Equals), ("=", FieldOperator::Equals)];
     term.char_indices().find_map(|(i, _)| {
         let rest = &term[i..];
-        OPERATORS.iter().find_map(|&(text, operator)| {
-            rest.strip_prefix(text)
-                .map(|value| (&term[..i], operator, value))
-        })
+        OPERATORS
+            .iter()
+            .find_map(|&(text, operator)| rest.strip_prefix(text).map(|value| (&term[..i], operator, value)))
     })
 }
 
@@ -305,10 +284,7 @@ mod tests {
     }
 
     fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn matches(selector: &str, object: &[(&str, &str)]) -> bool {
@@ -319,11 +295,8 @@ mod tests {
     #[test]
     fn parses_terms() {
         let selector = parse("metadata.name=web,spec.nodeName!=node1,status.phase==Running");
-        let terms: Vec<(&str, FieldOperator, &str)> = selector
-            .requirements()
-            .iter()
-            .map(|r| (r.field(), r.operator(), r.value()))
-            .collect();
+        let terms: Vec<(&str, FieldOperator, &str)> =
+            selector.requirements().iter().map(|r| (r.field(), r.operator(), r.value())).collect();
         assert_eq!(
             terms,
             vec![
@@ -332,10 +305,7 @@ mod tests {
                 ("status.phase", FieldOperator::Equals, "Running"),
             ]
         );
-        assert_eq!(
-            selector.to_string(),
-            "metadata.name=web,spec.nodeName!=node1,status.phase=Running"
-        );
+        assert_eq!(selector.to_string(), "metadata.name=web,spec.nodeName!=node1,status.phase=Running");
     }
 
     #[test]
@@ -363,23 +333,10 @@ mod tests {
         ] {
             assert!(FieldSelector::parse(input).is_ok(), "{input:?}");
         }
-        for input in [
-            "x",
-            "x=a,y",
-            "x=a==b",
-            "x=a=b",
-            "x==a==b",
-            "x=a\\",
-            "x=a\\b",
-            "x=a\\!",
-            "x!=a,b",
-            "x!==a",
-            "x=a\\,b\\",
-        ] {
-            assert!(
-                FieldSelector::parse(input).is_err(),
-                "{input:?} should fail"
-            );
+        for input in
+            ["x", "x=a,y", "x=a==b", "x=a=b", "x==a==b", "x=a\\", "x=a\\b", "x=a\\!", "x!=a,b", "x!==a", "x=a\\,b\\"]
+        {
+            assert!(FieldSelector::parse(input).is_err(), "{input:?} should fail");
         }
     }
 
@@ -405,10 +362,7 @@ mod tests {
         assert_eq!(selector.to_string(), "x=\\\\\\=\\,,y=1");
 
         assert_eq!(escape_value("a\\b,c=d!e"), "a\\\\b\\,c\\=d!e");
-        assert_eq!(
-            unescape_value("a\\\\b\\,c\\=d!e"),
-            Ok("a\\b,c=d!e".to_owned())
-        );
+        assert_eq!(unescape_value("a\\\\b\\,c\\=d!e"), Ok("a\\b,c=d!e".to_owned()));
         for value in ["", "plain", "\\", ",", "=", "a,b=c\\d", "é\\ü"] {
             assert_eq!(unescape_value(&escape_value(value)).as_deref(), Ok(value));
         }
@@ -416,31 +370,13 @@ mod tests {
 
     #[test]
     fn error_messages_match_upstream() {
-        assert_eq!(
-            parse_err("x"),
-            "invalid selector: 'x'; can't understand 'x'"
-        );
-        assert_eq!(
-            parse_err("a=b,foo"),
-            "invalid selector: 'a=b,foo'; can't understand 'foo'"
-        );
-        assert_eq!(
-            parse_err("x=a\\b"),
-            "invalid field selector: invalid escape sequence: \\b"
-        );
-        assert_eq!(
-            parse_err("x=a\\"),
-            "invalid field selector: invalid escape sequence: \\"
-        );
-        assert_eq!(
-            parse_err("x=a=b"),
-            "invalid field selector: unescapedRune character in value: 61"
-        );
+        assert_eq!(parse_err("x"), "invalid selector: 'x'; can't understand 'x'");
+        assert_eq!(parse_err("a=b,foo"), "invalid selector: 'a=b,foo'; can't understand 'foo'");
+        assert_eq!(parse_err("x=a\\b"), "invalid field selector: invalid escape sequence: \\b");
+        assert_eq!(parse_err("x=a\\"), "invalid field selector: invalid escape sequence: \\");
+        assert_eq!(parse_err("x=a=b"), "invalid field selector: unescapedRune character in value: 61");
         // The escaped comma does not end the term, so the value `a\,b=c` has an unescaped `=`.
-        assert_eq!(
-            parse_err("x=a\\,b=c"),
-            "invalid field selector: unescapedRune character in value: 61"
-        );
+        assert_eq!(parse_err("x=a\\,b=c"), "invalid field selector: unescapedRune character in value: 61");
     }
 
     #[test]
@@ -489,12 +425,9 @@ mod tests {
 
     #[test]
     fn string_form_is_canonical() {
-        for (input, expected) in [
-            ("b=1,a=2", "a=2,b=1"),
-            ("a==z,a=b", "a=b,a=z"),
-            ("x!=y,,x=y", "x!=y,x=y"),
-            ("name=a\\,b", "name=a\\,b"),
-        ] {
+        for (input, expected) in
+            [("b=1,a=2", "a=2,b=1"), ("a==z,a=b", "a=b,a=z"), ("x!=y,,x=y", "x!=y,x=y"), ("name=a\\,b", "name=a\\,b")]
+        {
             let selector = parse(input);
             assert_eq!(selector.to_string(), expected, "{input:?}");
             assert_eq!(parse(expected), selector, "{input:?} reparsed");

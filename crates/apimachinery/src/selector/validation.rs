@@ -28,8 +28,7 @@ const LABEL_VALUE_ERR_MSG: &str = "a valid label must be an empty string or cons
      character";
 const LABEL_VALUE_EXAMPLES: &[&str] = &["MyValue", "my_value", "12345"];
 
-const DNS1123_SUBDOMAIN_FMT: &str =
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower \
      case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric \
      character";
@@ -49,11 +48,7 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
             errors.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' \
                  (e.g. 'example.com/MyName')",
-                regex_error(
-                    QUALIFIED_NAME_ERR_MSG,
-                    QUALIFIED_NAME_FMT,
-                    QUALIFIED_NAME_EXAMPLES
-                )
+                regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, QUALIFIED_NAME_EXAMPLES)
             ));
             return errors;
         }
@@ -61,30 +56,19 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
 
     match prefix {
         Some("") => errors.push("prefix part must be non-empty".to_owned()),
-        Some(prefix) => errors.extend(
-            dns1123_subdomain_errors(prefix)
-                .into_iter()
-                .map(|e| format!("prefix part {e}")),
-        ),
+        Some(prefix) => errors.extend(dns1123_subdomain_errors(prefix).into_iter().map(|e| format!("prefix part {e}"))),
         None => {}
     }
 
     if name.is_empty() {
         errors.push("name part must be non-empty".to_owned());
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errors.push(format!(
-            "name part {}",
-            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
-        ));
+        errors.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
     }
     if !is_qualified_name_part(name) {
         errors.push(format!(
             "name part {}",
-            regex_error(
-                QUALIFIED_NAME_ERR_MSG,
-                QUALIFIED_NAME_FMT,
-                QUALIFIED_NAME_EXAMPLES
-            )
+            regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, QUALIFIED_NAME_EXAMPLES)
         ));
     }
     errors
@@ -98,11 +82,7 @@ pub fn label_value_errors(value: &str) -> Vec<String> {
         errors.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !value.is_empty() && !is_qualified_name_part(value) {
-        errors.push(regex_error(
-            LABEL_VALUE_ERR_MSG,
-            LABEL_VALUE_FMT,
-            LABEL_VALUE_EXAMPLES,
-        ));
+        errors.push(regex_error(LABEL_VALUE_ERR_MSG, LABEL_VALUE_FMT, LABEL_VALUE_EXAMPLES));
     }
     errors
 }
@@ -116,11 +96,7 @@ pub fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
         errors.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !value.split('.').all(is_dns1123_label) {
-        errors.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
+        errors.push(regex_error(DNS1123_SUBDOMAIN_ERR_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
     }
     errors
 }
@@ -132,9 +108,7 @@ fn is_qualified_name_part(s: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -146,9 +120,7 @@ fn is_dns1123_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     match (bytes.first(), bytes.last()) {
         (Some(first), Some(last)) => {
-            lower_alnum(first)
-                && lower_alnum(last)
-                && bytes.iter().all(|b| lower_alnum(b) || *b == b'-')
+            lower_alnum(first) && lower_alnum(last) && bytes.iter().all(|b| lower_alnum(b) || *b == b'-')
         }
         _ => false,
     }
@@ -233,20 +205,12 @@ mod tests {
                  '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
             ]
         );
-        assert_eq!(
-            qualified_name_errors(&"a".repeat(64)),
-            vec!["name part must be no more than 63 characters"]
-        );
+        assert_eq!(qualified_name_errors(&"a".repeat(64)), vec!["name part must be no more than 63 characters"]);
         let errors = qualified_name_errors("a/b/c");
         assert_eq!(errors.len(), 1);
         assert!(errors[0].starts_with("a qualified name must consist of"));
-        assert!(errors[0].ends_with(
-            "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ));
-        assert_eq!(
-            qualified_name_errors("/a"),
-            vec!["prefix part must be non-empty"]
-        );
+        assert!(errors[0].ends_with("with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"));
+        assert_eq!(qualified_name_errors("/a"), vec!["prefix part must be non-empty"]);
         let errors = qualified_name_errors("a/");
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0], "name part must be non-empty");
@@ -258,24 +222,13 @@ mod tests {
 
     #[test]
     fn label_values() {
-        for good in [
-            "",
-            "a",
-            "MyValue",
-            "my_value",
-            "12345",
-            "a.b-c_d",
-            &"v".repeat(63),
-        ] {
+        for good in ["", "a", "MyValue", "my_value", "12345", "a.b-c_d", &"v".repeat(63)] {
             assert!(label_value_errors(good).is_empty(), "{good:?}");
         }
         for bad in ["-1", "a-", "_a", "a b", "a/b", "a@b", &"v".repeat(64)] {
             assert!(!label_value_errors(bad).is_empty(), "{bad:?}");
         }
-        assert_eq!(
-            label_value_errors(&"v".repeat(64)),
-            vec!["must be no more than 63 characters"]
-        );
+        assert_eq!(label_value_errors(&"v".repeat(64)), vec!["must be no more than 63 characters"]);
     }
 
     #[test]

@@ -7,26 +7,16 @@ use super::selectors::{InvalidSelector, format_label_selector, label_selector_st
 use super::time::{UnixNanos, since};
 use super::{AGE_COLUMN, ColumnDefinition, ColumnType, NAME_COLUMN, Row};
 
-const CONTAINERS_COLUMN: ColumnDefinition = ColumnDefinition::wide(
-    "Containers",
-    ColumnType::String,
-    "Names of each container in the template.",
-);
-const IMAGES_COLUMN: ColumnDefinition = ColumnDefinition::wide(
-    "Images",
-    ColumnType::String,
-    "Images referenced by each container in the template.",
-);
+const CONTAINERS_COLUMN: ColumnDefinition =
+    ColumnDefinition::wide("Containers", ColumnType::String, "Names of each container in the template.");
+const IMAGES_COLUMN: ColumnDefinition =
+    ColumnDefinition::wide("Images", ColumnType::String, "Images referenced by each container in the template.");
 
 // UP-TO-DATE and AVAILABLE are counts. Upstream declares them "string" yet sends numbers;
 // they are declared "integer" here so that every cell matches its column.
 pub(super) const DEPLOYMENT_COLUMNS: &[ColumnDefinition] = &[
     NAME_COLUMN,
-    ColumnDefinition::new(
-        "Ready",
-        ColumnType::String,
-        "Number of the pod with ready state",
-    ),
+    ColumnDefinition::new("Ready", ColumnType::String, "Number of the pod with ready state"),
     ColumnDefinition::new(
         "Up-to-date",
         ColumnType::Integer,
@@ -60,11 +50,7 @@ pub(super) fn deployment_row(deploy: &Value, now: UnixNanos) -> Row {
     };
     Row::new(vec![
         Value::from(name(deploy)),
-        Value::from(format!(
-            "{}/{}",
-            int_at(deploy, &["status", "readyReplicas"]),
-            desired_replicas(deploy)
-        )),
+        Value::from(format!("{}/{}", int_at(deploy, &["status", "readyReplicas"]), desired_replicas(deploy))),
         Value::from(int_at(deploy, &["status", "updatedReplicas"])),
         Value::from(int_at(deploy, &["status", "availableReplicas"])),
         Value::from(since(creation_timestamp(deploy), now)),
@@ -76,21 +62,9 @@ pub(super) fn deployment_row(deploy: &Value, now: UnixNanos) -> Row {
 
 pub(super) const REPLICA_SET_COLUMNS: &[ColumnDefinition] = &[
     NAME_COLUMN,
-    ColumnDefinition::new(
-        "Desired",
-        ColumnType::Integer,
-        "Replicas is the number of desired replicas.",
-    ),
-    ColumnDefinition::new(
-        "Current",
-        ColumnType::Integer,
-        "Replicas is the most recently observed number of replicas.",
-    ),
-    ColumnDefinition::new(
-        "Ready",
-        ColumnType::Integer,
-        "The number of ready replicas for this replica set.",
-    ),
+    ColumnDefinition::new("Desired", ColumnType::Integer, "Replicas is the number of desired replicas."),
+    ColumnDefinition::new("Current", ColumnType::Integer, "Replicas is the most recently observed number of replicas."),
+    ColumnDefinition::new("Ready", ColumnType::Integer, "The number of ready replicas for this replica set."),
     AGE_COLUMN,
     CONTAINERS_COLUMN,
     IMAGES_COLUMN,

@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::fields::{
-    arr_at, bool_at, creation_timestamp, get, int_at, map_len, name, obj_at, opt_str_at, str_at,
-};
+use super::fields::{arr_at, bool_at, creation_timestamp, get, int_at, map_len, name, obj_at, opt_str_at, str_at};
 use super::time::{UnixNanos, since};
 use super::{AGE_COLUMN, ColumnDefinition, ColumnType, NAME_COLUMN, Row};
 
@@ -20,21 +18,9 @@ pub(super) const NODE_COLUMNS: &[ColumnDefinition] = &[
     ColumnDefinition::new("Status", ColumnType::String, "The status of the node"),
     ColumnDefinition::new("Roles", ColumnType::String, "The roles of the node"),
     AGE_COLUMN,
-    ColumnDefinition::new(
-        "Version",
-        ColumnType::String,
-        "Kubelet Version reported by the node.",
-    ),
-    ColumnDefinition::wide(
-        "Internal-IP",
-        ColumnType::String,
-        "List of addresses reachable to the node.",
-    ),
-    ColumnDefinition::wide(
-        "External-IP",
-        ColumnType::String,
-        "List of addresses reachable to the node.",
-    ),
+    ColumnDefinition::new("Version", ColumnType::String, "Kubelet Version reported by the node."),
+    ColumnDefinition::wide("Internal-IP", ColumnType::String, "List of addresses reachable to the node."),
+    ColumnDefinition::wide("External-IP", ColumnType::String, "List of addresses reachable to the node."),
     ColumnDefinition::wide(
         "OS-Image",
         ColumnType::String,
@@ -61,10 +47,7 @@ const NODE_ROLE_LABEL: &str = "kubernetes.io/role";
 pub(super) fn node_row(node: &Value, now: UnixNanos) -> Row {
     // Only the Ready condition makes up STATUS; if it appears twice the last one counts,
     // as upstream builds a map of conditions by type.
-    let ready = arr_at(node, &["status", "conditions"])
-        .iter()
-        .rev()
-        .find(|c| str_at(c, &["type"]) == "Ready");
+    let ready = arr_at(node, &["status", "conditions"]).iter().rev().find(|c| str_at(c, &["type"]) == "Ready");
     let mut status = match ready {
         Some(c) if str_at(c, &["status"]) == "True" => "Ready".to_string(),
         Some(_) => "NotReady".to_string(),
@@ -75,11 +58,7 @@ pub(super) fn node_row(node: &Value, now: UnixNanos) -> Row {
     }
 
     let roles = node_roles(node);
-    let roles = if roles.is_empty() {
-        "<none>".to_string()
-    } else {
-        roles.into_iter().collect::<Vec<_>>().join(",")
-    };
+    let roles = if roles.is_empty() { "<none>".to_string() } else { roles.into_iter().collect::<Vec<_>>().join(",") };
 
     let info = |field: &str| {
         let v = str_at(node, &["status", "nodeInfo", field]);
@@ -130,11 +109,8 @@ fn node_address(node: &Value, kind: &str) -> String {
 // Namespace
 // ---------------------------------------------------------------------------------------
 
-pub(super) const NAMESPACE_COLUMNS: &[ColumnDefinition] = &[
-    NAME_COLUMN,
-    ColumnDefinition::new("Status", ColumnType::String, "The status of the namespace"),
-    AGE_COLUMN,
-];
+pub(super) const NAMESPACE_COLUMNS: &[ColumnDefinition] =
+    &[NAME_COLUMN, ColumnDefinition::new("Status", ColumnType::String, "The status of the namespace"), AGE_COLUMN];
 
 pub(super) fn namespace_row(ns: &Value, now: UnixNanos) -> Row {
     Row::new(vec![
@@ -152,11 +128,7 @@ pub(super) fn namespace_row(ns: &Value, now: UnixNanos) -> Row {
 // numbers; they are declared "integer" here so that every cell matches its column.
 pub(super) const SECRET_COLUMNS: &[ColumnDefinition] = &[
     NAME_COLUMN,
-    ColumnDefinition::new(
-        "Type",
-        ColumnType::String,
-        "Used to facilitate programmatic handling of secret data.",
-    ),
+    ColumnDefinition::new("Type", ColumnType::String, "Used to facilitate programmatic handling of secret data."),
     ColumnDefinition::new(
         "Data",
         ColumnType::Integer,
@@ -171,17 +143,10 @@ pub(super) fn secret_row(secret: &Value, now: UnixNanos) -> Row {
     // before that merge must not show fewer keys than it will have.
     let mut keys: BTreeSet<&str> = BTreeSet::new();
     for field in ["data", "stringData"] {
-        keys.extend(
-            obj_at(secret, &[field])
-                .into_iter()
-                .flatten()
-                .map(|(k, _)| k.as_str()),
-        );
+        keys.extend(obj_at(secret, &[field]).into_iter().flatten().map(|(k, _)| k.as_str()));
     }
     // An absent type is what defaulting turns into Opaque.
-    let kind = opt_str_at(secret, &["type"])
-        .filter(|t| !t.is_empty())
-        .unwrap_or("Opaque");
+    let kind = opt_str_at(secret, &["type"]).filter(|t| !t.is_empty()).unwrap_or("Opaque");
     Row::new(vec![
         Value::from(name(secret)),
         Value::from(kind),
@@ -192,21 +157,13 @@ pub(super) fn secret_row(secret: &Value, now: UnixNanos) -> Row {
 
 pub(super) const CONFIG_MAP_COLUMNS: &[ColumnDefinition] = &[
     NAME_COLUMN,
-    ColumnDefinition::new(
-        "Data",
-        ColumnType::Integer,
-        "Data contains the configuration data.",
-    ),
+    ColumnDefinition::new("Data", ColumnType::Integer, "Data contains the configuration data."),
     AGE_COLUMN,
 ];
 
 pub(super) fn config_map_row(cm: &Value, now: UnixNanos) -> Row {
     let entries = map_len(cm, &["data"]) + map_len(cm, &["binaryData"]);
-    Row::new(vec![
-        Value::from(name(cm)),
-        Value::from(entries as i64),
-        Value::from(since(creation_timestamp(cm), now)),
-    ])
+    Row::new(vec![Value::from(name(cm)), Value::from(entries as i64), Value::from(since(creation_timestamp(cm), now))])
 }
 
 pub(super) const SERVICE_ACCOUNT_COLUMNS: &[ColumnDefinition] = &[
@@ -249,11 +206,7 @@ pub(super) const EVENT_COLUMNS: &[ColumnDefinition] = &[
         "This should be a short, machine understandable string that gives the reason for the \
          transition into the object's current status.",
     ),
-    ColumnDefinition::new(
-        "Object",
-        ColumnType::String,
-        "The object that this event is about.",
-    ),
+    ColumnDefinition::new("Object", ColumnType::String, "The object that this event is about."),
     ColumnDefinition::wide(
         "Subobject",
         ColumnType::String,
@@ -277,11 +230,7 @@ pub(super) const EVENT_COLUMNS: &[ColumnDefinition] = &[
         "The time at which the event was first recorded. (Time of server receipt is in \
          TypeMeta.)",
     ),
-    ColumnDefinition::wide(
-        "Count",
-        ColumnType::Integer,
-        "The number of times this event has occurred.",
-    ),
+    ColumnDefinition::wide("Count", ColumnType::Integer, "The number of times this event has occurred."),
     NAME_COLUMN.priority(1),
 ];
 
@@ -289,9 +238,8 @@ pub(super) const EVENT_COLUMNS: &[ColumnDefinition] = &[
 /// internal type before printing: the newer API renamed `involvedObject` to `regarding`,
 /// `message` to `note`, and kept the old timestamps and count under `deprecated*` names.
 pub(super) fn event_row(event: &Value, now: UnixNanos) -> Row {
-    let field = |core: &'static str, events_api: &'static str| {
-        get(event, &[core]).or_else(|| get(event, &[events_api]))
-    };
+    let field =
+        |core: &'static str, events_api: &'static str| get(event, &[core]).or_else(|| get(event, &[events_api]));
     let field_str = |core, events_api| field(core, events_api).and_then(Value::as_str);
 
     let first_timestamp = field_str("firstTimestamp", "deprecatedFirstTimestamp");
@@ -305,9 +253,7 @@ pub(super) fn event_row(event: &Value, now: UnixNanos) -> Row {
         None => first_seen.clone(),
     };
 
-    let mut count = field("count", "deprecatedCount")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let mut count = field("count", "deprecatedCount").and_then(Value::as_i64).unwrap_or(0);
     if let Some(series) = get(event, &["series"]) {
         last_seen = since(opt_str_at(series, &["lastObservedTime"]), now);
         count = int_at(series, &["count"]);
@@ -319,22 +265,12 @@ pub(super) fn event_row(event: &Value, now: UnixNanos) -> Row {
     let involved = field("involvedObject", "regarding").unwrap_or(&Value::Null);
     let kind = str_at(involved, &["kind"]).to_lowercase();
     let involved_name = str_at(involved, &["name"]);
-    let target = if involved_name.is_empty() {
-        kind
-    } else {
-        format!("{kind}/{involved_name}")
-    };
+    let target = if involved_name.is_empty() { kind } else { format!("{kind}/{involved_name}") };
 
     let source = field("source", "deprecatedSource").unwrap_or(&Value::Null);
     let source = format_event_source(
-        first_non_empty(
-            str_at(source, &["component"]),
-            str_at(event, &["reportingController"]),
-        ),
-        first_non_empty(
-            str_at(source, &["host"]),
-            str_at(event, &["reportingInstance"]),
-        ),
+        first_non_empty(str_at(source, &["component"]), str_at(event, &["reportingController"])),
+        first_non_empty(str_at(source, &["host"]), str_at(event, &["reportingInstance"])),
     );
     let message = field_str("message", "note").unwrap_or("").trim();
 
@@ -358,11 +294,7 @@ fn first_non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
 
 /// `component, host`, or just `component` when there is no host.
 fn format_event_source(component: &str, instance: &str) -> String {
-    if instance.is_empty() {
-        component.to_string()
-    } else {
-        format!("{component}, {instance}")
-    }
+    if instance.is_empty() { component.to_string() } else { format!("{component}, {instance}") }
 }
 
 #[cfg(test)]

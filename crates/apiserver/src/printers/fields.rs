@@ -46,10 +46,7 @@ pub(super) fn bool_at(v: &Value, path: &[&str]) -> bool {
 
 /// The array at `path`, or an empty slice.
 pub(super) fn arr_at<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    get(v, path)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    get(v, path).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// The object at `path`, if there is one.

@@ -35,11 +35,7 @@ pub(super) const SERVICE_COLUMNS: &[ColumnDefinition] = &[
         "externalIPs is a list of IP addresses for which nodes in the cluster will also \
          accept traffic for this service.",
     ),
-    ColumnDefinition::new(
-        "Port(s)",
-        ColumnType::String,
-        "The list of ports that are exposed by this service.",
-    ),
+    ColumnDefinition::new("Port(s)", ColumnType::String, "The list of ports that are exposed by this service."),
     AGE_COLUMN,
     ColumnDefinition::wide(
         "Selector",
@@ -50,30 +46,17 @@ pub(super) const SERVICE_COLUMNS: &[ColumnDefinition] = &[
 
 pub(super) fn service_row(svc: &Value, now: UnixNanos) -> Row {
     // An absent type is what defaulting turns into ClusterIP.
-    let svc_type = opt_str_at(svc, &["spec", "type"])
-        .filter(|t| !t.is_empty())
-        .unwrap_or("ClusterIP");
+    let svc_type = opt_str_at(svc, &["spec", "type"]).filter(|t| !t.is_empty()).unwrap_or("ClusterIP");
 
     // `clusterIP` wins over `clusterIPs[0]`, as in upstream's conversion of v1 services.
     let mut cluster_ip = str_at(svc, &["spec", "clusterIP"]);
     if cluster_ip.is_empty() {
-        cluster_ip = arr_at(svc, &["spec", "clusterIPs"])
-            .first()
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        cluster_ip = arr_at(svc, &["spec", "clusterIPs"]).first().and_then(Value::as_str).unwrap_or("");
     }
-    let cluster_ip = if cluster_ip.is_empty() {
-        "<none>"
-    } else {
-        cluster_ip
-    };
+    let cluster_ip = if cluster_ip.is_empty() { "<none>" } else { cluster_ip };
 
     let ports = port_string(arr_at(svc, &["spec", "ports"]));
-    let ports = if ports.is_empty() {
-        "<none>".to_string()
-    } else {
-        ports
-    };
+    let ports = if ports.is_empty() { "<none>".to_string() } else { ports };
 
     Row::new(vec![
         Value::from(name(svc)),
@@ -90,10 +73,7 @@ pub(super) fn service_row(svc: &Value, now: UnixNanos) -> Row {
 /// balancer's ingress points (or `<pending>` until it has any) for LoadBalancer ones,
 /// and the DNS name for ExternalName ones.
 fn external_ip(svc: &Value, svc_type: &str) -> String {
-    let external_ips: Vec<&str> = arr_at(svc, &["spec", "externalIPs"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let external_ips: Vec<&str> = arr_at(svc, &["spec", "externalIPs"]).iter().filter_map(Value::as_str).collect();
     match svc_type {
         "ClusterIP" | "NodePort" => {
             if external_ips.is_empty() {
@@ -142,9 +122,7 @@ fn port_string(ports: &[Value]) -> String {
         .map(|port| {
             let number = int_at(port, &["port"]);
             // An absent protocol is what defaulting turns into TCP.
-            let protocol = opt_str_at(port, &["protocol"])
-                .filter(|p| !p.is_empty())
-                .unwrap_or("TCP");
+            let protocol = opt_str_at(port, &["protocol"]).filter(|p| !p.is_empty()).unwrap_or("TCP");
             match int_at(port, &["nodePort"]) {
                 node_port if node_port > 0 => format!("{number}:{node_port}/{protocol}"),
                 _ => format!("{number}/{protocol}"),
@@ -160,11 +138,7 @@ fn port_string(ports: &[Value]) -> String {
 
 pub(super) const ENDPOINTS_COLUMNS: &[ColumnDefinition] = &[
     NAME_COLUMN,
-    ColumnDefinition::new(
-        "Endpoints",
-        ColumnType::String,
-        "The set of all endpoints is the union of all subsets.",
-    ),
+    ColumnDefinition::new("Endpoints", ColumnType::String, "The set of all endpoints is the union of all subsets."),
     AGE_COLUMN,
 ];
 
@@ -208,29 +182,16 @@ fn format_endpoints(ep: &Value) -> String {
         }
         for port in ports {
             let port = int_at(port, &["port"]);
-            add(
-                &mut addresses
-                    .iter()
-                    .map(|a| join_host_port(str_at(a, &["ip"]), port)),
-                addresses.len(),
-            );
+            add(&mut addresses.iter().map(|a| join_host_port(str_at(a, &["ip"]), port)), addresses.len());
         }
     }
     let joined = list.join(",");
-    if more {
-        format!("{joined} + {} more...", count - MAX_LISTED)
-    } else {
-        joined
-    }
+    if more { format!("{joined} + {} more...", count - MAX_LISTED) } else { joined }
 }
 
 /// `host:port`, with an IPv6 host in brackets, like Go's `net.JoinHostPort`.
 fn join_host_port(host: &str, port: i64) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -250,11 +211,7 @@ pub(super) const ENDPOINT_SLICE_COLUMNS: &[ColumnDefinition] = &[
         ColumnType::String,
         "ports specifies the list of network ports exposed by each endpoint in this slice.",
     ),
-    ColumnDefinition::new(
-        "Endpoints",
-        ColumnType::String,
-        "endpoints is a list of unique endpoints in this slice.",
-    ),
+    ColumnDefinition::new("Endpoints", ColumnType::String, "endpoints is a list of unique endpoints in this slice."),
     AGE_COLUMN,
 ];
 
@@ -316,10 +273,7 @@ mod tests {
              "ports": [{"port": 80}, {"port": 443}]},
             {"addresses": [{"ip": "fd00::1"}]}
         ]});
-        assert_eq!(
-            format_endpoints(&ep),
-            "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 2 more..."
-        );
+        assert_eq!(format_endpoints(&ep), "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 2 more...");
         let headless = json!({"subsets": [{"addresses": [{"ip": "fd00::1"}]}]});
         assert_eq!(format_endpoints(&headless), "fd00::1");
         let v6 = json!({"subsets": [{"addresses": [{"ip": "fd00::1"}], "ports": [{"port": 53}]}]});

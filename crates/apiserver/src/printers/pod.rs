@@ -9,8 +9,7 @@
 use serde_json::{Value, json};
 
 use super::fields::{
-    arr_at, bool_at, creation_timestamp, get, int_at, is_being_deleted, name, opt_str_at, or_none,
-    str_at,
+    arr_at, bool_at, creation_timestamp, get, int_at, is_being_deleted, name, opt_str_at, or_none, str_at,
 };
 use super::time::{UnixNanos, elapsed, parse_rfc3339, since};
 use super::{AGE_COLUMN, ColumnDefinition, ColumnType, NAME_COLUMN, Row};
@@ -22,11 +21,7 @@ pub(super) const COLUMNS: &[ColumnDefinition] = &[
         ColumnType::String,
         "The aggregate readiness state of this pod for accepting traffic.",
     ),
-    ColumnDefinition::new(
-        "Status",
-        ColumnType::String,
-        "The aggregate status of the containers in this pod.",
-    ),
+    ColumnDefinition::new("Status", ColumnType::String, "The aggregate status of the containers in this pod."),
     // A string, not an integer: the cell carries "5 (3m ago)" when the time of the last
     // restart is known, as upstream has done since Kubernetes 1.23.
     ColumnDefinition::new(
@@ -75,8 +70,7 @@ impl LastRestart {
         if get(status, &["lastState", "terminated"]).is_none() {
             return;
         }
-        let finished =
-            opt_str_at(status, &["lastState", "terminated", "finishedAt"]).and_then(parse_rfc3339);
+        let finished = opt_str_at(status, &["lastState", "terminated", "finishedAt"]).and_then(parse_rfc3339);
         if let Some(t) = finished
             && self.0.is_none_or(|last| last < t)
         {
@@ -101,24 +95,16 @@ pub(super) fn row(pod: &Value, now: UnixNanos) -> Row {
 
     let phase = str_at(pod, &["status", "phase"]);
     let status_reason = str_at(pod, &["status", "reason"]);
-    let mut reason = if status_reason.is_empty() {
-        phase.to_string()
-    } else {
-        status_reason.to_string()
-    };
+    let mut reason = if status_reason.is_empty() { phase.to_string() } else { status_reason.to_string() };
 
     // A pod held back by scheduling gates says so, whatever its phase.
-    if conditions.iter().any(|c| {
-        str_at(c, &["type"]) == "PodScheduled" && str_at(c, &["reason"]) == "SchedulingGated"
-    }) {
+    if conditions.iter().any(|c| str_at(c, &["type"]) == "PodScheduled" && str_at(c, &["reason"]) == "SchedulingGated")
+    {
         reason = "SchedulingGated".to_string();
     }
 
     let row_conditions = match phase {
-        "Succeeded" => Some(completed_condition(
-            "Succeeded",
-            "The pod has completed successfully.",
-        )),
+        "Succeeded" => Some(completed_condition("Succeeded", "The pod has completed successfully.")),
         "Failed" => Some(completed_condition("Failed", "The pod failed.")),
         _ => None,
     };
@@ -126,14 +112,11 @@ pub(super) fn row(pod: &Value, now: UnixNanos) -> Row {
     // Sidecars (init containers with restartPolicy Always) keep running beside the
     // main containers, so they count toward READY's total.
     let is_restartable_init = |container_name: &str| {
-        spec_init_containers.iter().any(|c| {
-            str_at(c, &["name"]) == container_name && str_at(c, &["restartPolicy"]) == "Always"
-        })
+        spec_init_containers
+            .iter()
+            .any(|c| str_at(c, &["name"]) == container_name && str_at(c, &["restartPolicy"]) == "Always")
     };
-    total_containers += spec_init_containers
-        .iter()
-        .filter(|c| str_at(c, &["restartPolicy"]) == "Always")
-        .count();
+    total_containers += spec_init_containers.iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always").count();
 
     let mut initializing = false;
     for (i, status) in init_statuses.iter().enumerate() {
@@ -209,11 +192,7 @@ pub(super) fn row(pod: &Value, now: UnixNanos) -> Row {
         // A pod whose last container to report completed, but where another one is
         // still running, is not "Completed" yet.
         if reason == "Completed" && has_running {
-            reason = if has_condition(conditions, "Ready") {
-                "Running".to_string()
-            } else {
-                "NotReady".to_string()
-            };
+            reason = if has_condition(conditions, "Ready") { "Running".to_string() } else { "NotReady".to_string() };
         }
     }
 
@@ -242,10 +221,7 @@ pub(super) fn row(pod: &Value, now: UnixNanos) -> Row {
         Value::from(or_none(str_at(pod, &["status", "nominatedNodeName"]))),
         Value::from(readiness_gates(pod, conditions)),
     ];
-    Row {
-        cells,
-        conditions: row_conditions,
-    }
+    Row { cells, conditions: row_conditions }
 }
 
 /// The pod's primary IP. `status.podIP` wins over `status.podIPs[0]`, as in upstream's
@@ -255,9 +231,7 @@ fn pod_ip(pod: &Value) -> &str {
     if !ip.is_empty() {
         return ip;
     }
-    arr_at(pod, &["status", "podIPs"])
-        .first()
-        .map_or("", |first| str_at(first, &["ip"]))
+    arr_at(pod, &["status", "podIPs"]).first().map_or("", |first| str_at(first, &["ip"]))
 }
 
 /// `"<trueConditions>/<gates>"` for pods with readiness gates, `<none>` for the rest.
@@ -270,10 +244,7 @@ fn readiness_gates(pod: &Value, conditions: &[Value]) -> String {
         .iter()
         .filter(|gate| {
             let wanted = str_at(gate, &["conditionType"]);
-            conditions
-                .iter()
-                .find(|c| str_at(c, &["type"]) == wanted)
-                .is_some_and(|c| str_at(c, &["status"]) == "True")
+            conditions.iter().find(|c| str_at(c, &["type"]) == wanted).is_some_and(|c| str_at(c, &["status"]) == "True")
         })
         .count();
     format!("{satisfied}/{}", gates.len())
@@ -281,18 +252,13 @@ fn readiness_gates(pod: &Value, conditions: &[Value]) -> String {
 
 /// Whether the condition of type `kind` is present and `True`.
 fn has_condition(conditions: &[Value], kind: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| str_at(c, &["type"]) == kind && str_at(c, &["status"]) == "True")
+    conditions.iter().any(|c| str_at(c, &["type"]) == kind && str_at(c, &["status"]) == "True")
 }
 
 /// Whether the first `Initialized` condition is `True`; a pod whose init containers
 /// all finished reports its main containers even if an init status looks unfinished.
 fn is_pod_initialized(conditions: &[Value]) -> bool {
-    conditions
-        .iter()
-        .find(|c| str_at(c, &["type"]) == "Initialized")
-        .is_some_and(|c| str_at(c, &["status"]) == "True")
+    conditions.iter().find(|c| str_at(c, &["type"]) == "Initialized").is_some_and(|c| str_at(c, &["status"]) == "True")
 }
 
 /// The row condition upstream attaches to finished pods, which lets clients

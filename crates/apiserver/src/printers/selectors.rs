@@ -11,20 +11,13 @@ use super::fields::{arr_at, obj_at, str_at};
 /// `k1=v1,k2=v2` with keys sorted, or `<none>` for an empty or missing map,
 /// like upstream's `labels.FormatLabels`.
 pub(super) fn format_labels(labels: Option<&Map<String, Value>>) -> String {
-    let mut pairs: Vec<(&str, &str)> = labels
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or("")))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> =
+        labels.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))).collect();
     if pairs.is_empty() {
         return "<none>".to_string();
     }
     pairs.sort_unstable();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// A `metav1.LabelSelector` that cannot be turned into a selector,
@@ -52,10 +45,7 @@ pub(super) fn label_selector_string(selector: Option<&Value>) -> Result<String, 
     }
     for expr in arr_at(selector, &["matchExpressions"]) {
         let key = str_at(expr, &["key"]);
-        let mut values: Vec<&str> = arr_at(expr, &["values"])
-            .iter()
-            .map(|v| v.as_str().unwrap_or(""))
-            .collect();
+        let mut values: Vec<&str> = arr_at(expr, &["values"]).iter().map(|v| v.as_str().unwrap_or("")).collect();
         values.sort_unstable();
         let rendered = match str_at(expr, &["operator"]) {
             op @ ("In" | "NotIn") => {
@@ -73,11 +63,7 @@ pub(super) fn label_selector_string(selector: Option<&Value>) -> Result<String, 
     }
     // Stable, so that two requirements on one key keep their written order.
     requirements.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(requirements
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect::<Vec<_>>()
-        .join(","))
+    Ok(requirements.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join(","))
 }
 
 /// Upstream's `metav1.FormatLabelSelector`: the selector string, `<none>` when it
@@ -116,10 +102,7 @@ mod tests {
         });
         assert_eq!(
             label_selector_string(Some(&selector)),
-            Ok(
-                "app=guestbook,!canary,env in (dev,prod),gpu,tier=frontend,zone notin (b)"
-                    .to_string()
-            )
+            Ok("app=guestbook,!canary,env in (dev,prod),gpu,tier=frontend,zone notin (b)".to_string())
         );
         assert_eq!(label_selector_string(Some(&json!({}))), Ok(String::new()));
         assert_eq!(label_selector_string(None), Ok(String::new()));
@@ -129,8 +112,7 @@ mod tests {
     fn invalid_selectors_are_reported() {
         let no_values = json!({"matchExpressions": [{"key": "a", "operator": "In"}]});
         let bad_op = json!({"matchExpressions": [{"key": "a", "operator": "Like"}]});
-        let exists_with_values =
-            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]});
+        let exists_with_values = json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]});
         for s in [&no_values, &bad_op, &exists_with_values] {
             assert_eq!(label_selector_string(Some(s)), Err(InvalidSelector));
             assert_eq!(format_label_selector(Some(s)), "<error>");

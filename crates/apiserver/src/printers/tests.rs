@@ -24,24 +24,15 @@ fn cells(kind: &str, object: Value) -> Value {
 
 /// The column names of `kind`'s table, with the priority of each.
 fn column_names(kind: &str) -> Vec<(&'static str, i32)> {
-    column_definitions(kind)
-        .iter()
-        .map(|c| (c.name, c.priority))
-        .collect()
+    column_definitions(kind).iter().map(|c| (c.name, c.priority)).collect()
 }
 
 /// Asserts the invariant kubectl relies on: one cell per column, of the column's type.
 fn assert_well_formed(kind: &str, table: &Value) {
     let columns = column_definitions(kind);
-    let rows = table["rows"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let rows = table["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
     for row in rows {
-        let row_cells = row["cells"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let row_cells = row["cells"].as_array().map(Vec::as_slice).unwrap_or_default();
         assert_eq!(row_cells.len(), columns.len(), "{kind}: {row}");
         for (column, cell) in columns.iter().zip(row_cells) {
             assert!(
@@ -264,25 +255,11 @@ fn include_object_controls_the_row_object() {
     let pod = nginx_pod();
     let objects = std::slice::from_ref(&pod);
 
-    let none = table_for(
-        "Pod",
-        objects,
-        &TableOptions {
-            include_object: IncludeObject::None,
-            ..opts()
-        },
-    );
+    let none = table_for("Pod", objects, &TableOptions { include_object: IncludeObject::None, ..opts() });
     assert!(none["rows"][0].get("object").is_none());
     assert_eq!(none["rows"][0]["cells"].as_array().map(Vec::len), Some(9));
 
-    let whole = table_for(
-        "Pod",
-        objects,
-        &TableOptions {
-            include_object: IncludeObject::Object,
-            ..opts()
-        },
-    );
+    let whole = table_for("Pod", objects, &TableOptions { include_object: IncludeObject::Object, ..opts() });
     assert_eq!(whole["rows"][0]["object"], pod);
 
     // An object without metadata still gets a well-formed PartialObjectMetadata.
@@ -292,14 +269,7 @@ fn include_object_controls_the_row_object() {
 
 #[test]
 fn no_headers_leaves_out_column_definitions_only() {
-    let table = table_for(
-        "Pod",
-        &[nginx_pod()],
-        &TableOptions {
-            no_headers: true,
-            ..opts()
-        },
-    );
+    let table = table_for("Pod", &[nginx_pod()], &TableOptions { no_headers: true, ..opts() });
     assert_eq!(table["columnDefinitions"], json!([]));
     assert_eq!(table["rows"][0]["cells"][0], "my-nginx-5b56ccd65f-8x7kp");
 }
@@ -307,25 +277,13 @@ fn no_headers_leaves_out_column_definitions_only() {
 #[test]
 fn include_object_parses_like_upstream() {
     assert_eq!(IncludeObject::from_query(None), Ok(IncludeObject::Metadata));
-    assert_eq!(
-        IncludeObject::from_query(Some("")),
-        Ok(IncludeObject::Metadata)
-    );
-    assert_eq!(
-        IncludeObject::from_query(Some("Metadata")),
-        Ok(IncludeObject::Metadata)
-    );
-    assert_eq!(
-        IncludeObject::from_query(Some("None")),
-        Ok(IncludeObject::None)
-    );
+    assert_eq!(IncludeObject::from_query(Some("")), Ok(IncludeObject::Metadata));
+    assert_eq!(IncludeObject::from_query(Some("Metadata")), Ok(IncludeObject::Metadata));
+    assert_eq!(IncludeObject::from_query(Some("None")), Ok(IncludeObject::None));
     assert_eq!("Object".parse(), Ok(IncludeObject::Object));
     let err = IncludeObject::from_query(Some("object")).err();
     assert_eq!(err, Some(InvalidIncludeObject("object".to_string())));
-    assert_eq!(
-        err.map(|e| e.to_string()).as_deref(),
-        Some(r#"unrecognized includeObject value: "object""#)
-    );
+    assert_eq!(err.map(|e| e.to_string()).as_deref(), Some(r#"unrecognized includeObject value: "object""#));
 }
 
 #[test]
@@ -389,17 +347,9 @@ fn every_kind_yields_one_cell_of_the_right_type_per_column_whatever_the_object()
     ];
     for kind in KINDS {
         let mut objects = odd_objects.to_vec();
-        objects.extend([
-            nginx_pod(),
-            my_nginx_service(),
-            kube_dns_service(),
-            node("n", json!({}), "True", false),
-        ]);
+        objects.extend([nginx_pod(), my_nginx_service(), kube_dns_service(), node("n", json!({}), "True", false)]);
         let table = table_for(kind, &objects, &opts());
-        assert_eq!(
-            table["columnDefinitions"].as_array().map(Vec::len),
-            Some(column_definitions(kind).len())
-        );
+        assert_eq!(table["columnDefinitions"].as_array().map(Vec::len), Some(column_definitions(kind).len()));
         assert_eq!(table["rows"].as_array().map(Vec::len), Some(objects.len()));
         assert_well_formed(kind, &table);
     }
@@ -443,17 +393,7 @@ fn pod_columns_match_upstream() {
 fn tutorial_nginx_pod() {
     assert_eq!(
         cells("Pod", nginx_pod()),
-        json!([
-            "my-nginx-5b56ccd65f-8x7kp",
-            "1/1",
-            "Running",
-            "0",
-            "2m",
-            "10.244.1.5",
-            "node-1",
-            "<none>",
-            "<none>"
-        ])
+        json!(["my-nginx-5b56ccd65f-8x7kp", "1/1", "Running", "0", "2m", "10.244.1.5", "node-1", "<none>", "<none>"])
     );
 }
 
@@ -470,17 +410,7 @@ fn running_pod_with_two_ready_containers() {
     );
     assert_eq!(
         cells("Pod", pod),
-        json!([
-            "p",
-            "2/2",
-            "Running",
-            "0",
-            "2d3h",
-            "10.244.2.7",
-            "node-2",
-            "<none>",
-            "<none>"
-        ])
+        json!(["p", "2/2", "Running", "0", "2d3h", "10.244.2.7", "node-2", "<none>", "<none>"])
     );
 }
 
@@ -601,10 +531,7 @@ fn completed_pod_has_a_completed_row_condition() {
     let table = table_for("Pod", &[failed], &opts());
     assert_eq!(table["rows"][0]["cells"][2], "Error");
     assert_eq!(table["rows"][0]["conditions"][0]["reason"], "Failed");
-    assert_eq!(
-        table["rows"][0]["conditions"][0]["message"],
-        "The pod failed."
-    );
+    assert_eq!(table["rows"][0]["conditions"][0]["message"], "The pod failed.");
 }
 
 #[test]
@@ -641,21 +568,9 @@ fn container_exit_codes_and_signals() {
             }]}),
         )
     };
-    assert_eq!(
-        cells("Pod", terminated(json!({"exitCode": 3})))[2],
-        "ExitCode:3"
-    );
-    assert_eq!(
-        cells("Pod", terminated(json!({"exitCode": 137, "signal": 9})))[2],
-        "Signal:9"
-    );
-    assert_eq!(
-        cells(
-            "Pod",
-            terminated(json!({"exitCode": 137, "reason": "OOMKilled"}))
-        )[2],
-        "OOMKilled"
-    );
+    assert_eq!(cells("Pod", terminated(json!({"exitCode": 3})))[2], "ExitCode:3");
+    assert_eq!(cells("Pod", terminated(json!({"exitCode": 137, "signal": 9})))[2], "Signal:9");
+    assert_eq!(cells("Pod", terminated(json!({"exitCode": 137, "reason": "OOMKilled"})))[2], "OOMKilled");
 }
 
 #[test]
@@ -663,9 +578,7 @@ fn pending_and_evicted_pods() {
     let pending = pod_with(one_container(), json!({"phase": "Pending"}));
     assert_eq!(
         cells("Pod", pending),
-        json!([
-            "p", "0/1", "Pending", "0", "2d3h", "<none>", "<none>", "<none>", "<none>"
-        ])
+        json!(["p", "0/1", "Pending", "0", "2d3h", "<none>", "<none>", "<none>", "<none>"])
     );
 
     let pulling = pod_with(
@@ -692,10 +605,7 @@ fn pending_and_evicted_pods() {
     );
     assert_eq!(cells("Pod", gated)[2], "SchedulingGated");
 
-    let nominated = pod_with(
-        one_container(),
-        json!({"phase": "Pending", "nominatedNodeName": "node-3"}),
-    );
+    let nominated = pod_with(one_container(), json!({"phase": "Pending", "nominatedNodeName": "node-3"}));
     assert_eq!(cells("Pod", nominated)[7], "node-3");
 }
 
@@ -731,41 +641,23 @@ fn init_container_statuses() {
     assert_eq!(c[1], "0/1");
     assert_eq!(c[2], "Init:0/2");
 
-    assert_eq!(
-        cells("Pod", with_init(json!([done, running])))[2],
-        "Init:1/2"
-    );
+    assert_eq!(cells("Pod", with_init(json!([done, running])))[2], "Init:1/2");
 
     let pull_error = json!([done, {"name": "init-mydb", "restartCount": 0,
         "state": {"waiting": {"reason": "ImagePullBackOff"}}}]);
-    assert_eq!(
-        cells("Pod", with_init(pull_error))[2],
-        "Init:ImagePullBackOff"
-    );
+    assert_eq!(cells("Pod", with_init(pull_error))[2], "Init:ImagePullBackOff");
 
     let failed = |t: Value| {
         json!([{"name": "init-myservice", "restartCount": 3,
         "state": {"terminated": t},
         "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T11:59:00Z"}}}])
     };
-    let c = cells(
-        "Pod",
-        with_init(failed(json!({"exitCode": 1, "reason": "Error"}))),
-    );
+    let c = cells("Pod", with_init(failed(json!({"exitCode": 1, "reason": "Error"}))));
     assert_eq!(c[2], "Init:Error");
     // Init container restarts count while the pod is initializing.
     assert_eq!(c[3], "3 (60s ago)");
-    assert_eq!(
-        cells("Pod", with_init(failed(json!({"exitCode": 2}))))[2],
-        "Init:ExitCode:2"
-    );
-    assert_eq!(
-        cells(
-            "Pod",
-            with_init(failed(json!({"exitCode": 143, "signal": 15})))
-        )[2],
-        "Init:Signal:15"
-    );
+    assert_eq!(cells("Pod", with_init(failed(json!({"exitCode": 2}))))[2], "Init:ExitCode:2");
+    assert_eq!(cells("Pod", with_init(failed(json!({"exitCode": 143, "signal": 15}))))[2], "Init:Signal:15");
     let crash = json!([{"name": "init-myservice", "restartCount": 4,
         "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]);
     assert_eq!(cells("Pod", with_init(crash))[2], "Init:CrashLoopBackOff");
@@ -839,10 +731,7 @@ fn readiness_gates_count_true_conditions() {
 
 #[test]
 fn pod_ip_prefers_pod_ip_then_pod_ips() {
-    let only_ips = pod_with(
-        one_container(),
-        json!({"phase": "Running", "podIPs": [{"ip": "fd00::5"}]}),
-    );
+    let only_ips = pod_with(one_container(), json!({"phase": "Running", "podIPs": [{"ip": "fd00::5"}]}));
     assert_eq!(cells("Pod", only_ips)[5], "fd00::5");
 }
 
@@ -905,30 +794,13 @@ fn cordoned_node_is_ready_scheduling_disabled() {
 
 #[test]
 fn not_ready_and_unknown_nodes() {
-    assert_eq!(
-        cells("Node", node("a", json!({}), "False", false))[1],
-        "NotReady"
-    );
+    assert_eq!(cells("Node", node("a", json!({}), "False", false))[1], "NotReady");
     // A kubelet that stopped posting status leaves Ready at Unknown: still NotReady.
-    assert_eq!(
-        cells("Node", node("b", json!({}), "Unknown", true))[1],
-        "NotReady,SchedulingDisabled"
-    );
+    assert_eq!(cells("Node", node("b", json!({}), "Unknown", true))[1], "NotReady,SchedulingDisabled");
     let fresh = json!({"kind": "Node", "metadata": {"name": "c"}});
     assert_eq!(
         cells("Node", fresh),
-        json!([
-            "c",
-            "Unknown",
-            "<none>",
-            "<unknown>",
-            "",
-            "<none>",
-            "<none>",
-            "<unknown>",
-            "<unknown>",
-            "<unknown>"
-        ])
+        json!(["c", "Unknown", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"])
     );
 }
 
@@ -961,18 +833,12 @@ fn namespaces() {
     let active = json!({"kind": "Namespace",
         "metadata": {"name": "kube-system", "creationTimestamp": "2024-04-30T12:00:00Z"},
         "status": {"phase": "Active"}});
-    assert_eq!(
-        cells("Namespace", active),
-        json!(["kube-system", "Active", "24h"])
-    );
+    assert_eq!(cells("Namespace", active), json!(["kube-system", "Active", "24h"]));
     let terminating = json!({"kind": "Namespace",
         "metadata": {"name": "old", "creationTimestamp": "2022-01-01T00:00:00Z",
                      "deletionTimestamp": "2024-05-01T11:59:00Z"},
         "status": {"phase": "Terminating"}});
-    assert_eq!(
-        cells("Namespace", terminating),
-        json!(["old", "Terminating", "2y121d"])
-    );
+    assert_eq!(cells("Namespace", terminating), json!(["old", "Terminating", "2y121d"]));
 }
 
 #[test]
@@ -980,17 +846,11 @@ fn secrets() {
     let tls = json!({"kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": "nginxsecret", "creationTimestamp": "2024-05-01T11:50:00Z"},
         "data": {"tls.crt": "LS0t", "tls.key": "LS0t"}});
-    assert_eq!(
-        cells("Secret", tls),
-        json!(["nginxsecret", "kubernetes.io/tls", 2, "10m"])
-    );
+    assert_eq!(cells("Secret", tls), json!(["nginxsecret", "kubernetes.io/tls", 2, "10m"]));
     let written_with_string_data = json!({"kind": "Secret",
         "metadata": {"name": "creds", "creationTimestamp": "2024-05-01T11:59:58Z"},
         "data": {"username": "YWRtaW4="}, "stringData": {"username": "admin", "password": "x"}});
-    assert_eq!(
-        cells("Secret", written_with_string_data),
-        json!(["creds", "Opaque", 2, "2s"])
-    );
+    assert_eq!(cells("Secret", written_with_string_data), json!(["creds", "Opaque", 2, "2s"]));
 }
 
 #[test]
@@ -998,10 +858,7 @@ fn config_maps_count_data_and_binary_data() {
     let root_ca = json!({"kind": "ConfigMap",
         "metadata": {"name": "kube-root-ca.crt", "creationTimestamp": "2024-05-01T11:00:00Z"},
         "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}});
-    assert_eq!(
-        cells("ConfigMap", root_ca),
-        json!(["kube-root-ca.crt", 1, "60m"])
-    );
+    assert_eq!(cells("ConfigMap", root_ca), json!(["kube-root-ca.crt", 1, "60m"]));
     let mixed = json!({"kind": "ConfigMap", "metadata": {"name": "m"},
         "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AAE="}});
     assert_eq!(cells("ConfigMap", mixed), json!(["m", 3, "<unknown>"]));
@@ -1023,14 +880,8 @@ fn leases_show_their_holder() {
         "metadata": {"name": "kube-scheduler", "namespace": "kube-system",
                      "creationTimestamp": "2024-04-01T12:00:00Z"},
         "spec": {"holderIdentity": "kind-control-plane_8a3c1f0e", "leaseDurationSeconds": 15}});
-    assert_eq!(
-        cells("Lease", lease),
-        json!(["kube-scheduler", "kind-control-plane_8a3c1f0e", "30d"])
-    );
-    assert_eq!(
-        cells("Lease", json!({"metadata": {"name": "free"}, "spec": {}})),
-        json!(["free", "", "<unknown>"])
-    );
+    assert_eq!(cells("Lease", lease), json!(["kube-scheduler", "kind-control-plane_8a3c1f0e", "30d"]));
+    assert_eq!(cells("Lease", json!({"metadata": {"name": "free"}, "spec": {}})), json!(["free", "", "<unknown>"]));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1041,27 +892,11 @@ fn leases_show_their_holder() {
 fn tutorial_node_port_service() {
     assert_eq!(
         column_names("Service"),
-        [
-            ("Name", 0),
-            ("Type", 0),
-            ("Cluster-IP", 0),
-            ("External-IP", 0),
-            ("Port(s)", 0),
-            ("Age", 0),
-            ("Selector", 1),
-        ]
+        [("Name", 0), ("Type", 0), ("Cluster-IP", 0), ("External-IP", 0), ("Port(s)", 0), ("Age", 0), ("Selector", 1),]
     );
     assert_eq!(
         cells("Service", my_nginx_service()),
-        json!([
-            "my-nginx",
-            "NodePort",
-            "10.0.162.149",
-            "<none>",
-            "8080:31234/TCP,443:32001/TCP",
-            "5m",
-            "run=my-nginx"
-        ])
+        json!(["my-nginx", "NodePort", "10.0.162.149", "<none>", "8080:31234/TCP,443:32001/TCP", "5m", "run=my-nginx"])
     );
 }
 
@@ -1069,15 +904,7 @@ fn tutorial_node_port_service() {
 fn kube_dns_cluster_ip_service() {
     assert_eq!(
         cells("Service", kube_dns_service()),
-        json!([
-            "kube-dns",
-            "ClusterIP",
-            "10.96.0.10",
-            "<none>",
-            "53/UDP,53/TCP,9153/TCP",
-            "486d",
-            "k8s-app=kube-dns"
-        ])
+        json!(["kube-dns", "ClusterIP", "10.96.0.10", "<none>", "53/UDP,53/TCP,9153/TCP", "486d", "k8s-app=kube-dns"])
     );
 }
 
@@ -1090,16 +917,10 @@ fn load_balancer_external_ips() {
     lb["status"]["loadBalancer"]["ingress"] = json!([
         {"ip": "203.0.113.20"}, {"hostname": "a1b2.elb.example.com"}, {"ip": "203.0.113.10"}
     ]);
-    assert_eq!(
-        cells("Service", lb.clone())[3],
-        "203.0.113.10,203.0.113.20,a1b2.elb.example.com"
-    );
+    assert_eq!(cells("Service", lb.clone())[3], "203.0.113.10,203.0.113.20,a1b2.elb.example.com");
 
     lb["spec"]["externalIPs"] = json!(["198.51.100.7"]);
-    assert_eq!(
-        cells("Service", lb.clone())[3],
-        "203.0.113.10,203.0.113.20,a1b2.elb.example.com,198.51.100.7"
-    );
+    assert_eq!(cells("Service", lb.clone())[3], "203.0.113.10,203.0.113.20,a1b2.elb.example.com,198.51.100.7");
 
     lb["status"] = json!({});
     assert_eq!(cells("Service", lb)[3], "198.51.100.7");
@@ -1116,15 +937,7 @@ fn external_name_headless_and_portless_services() {
         "spec": {"type": "ExternalName", "externalName": "db.example.com"}});
     assert_eq!(
         cells("Service", external),
-        json!([
-            "my-database",
-            "ExternalName",
-            "<none>",
-            "db.example.com",
-            "<none>",
-            "60s",
-            "<none>"
-        ])
+        json!(["my-database", "ExternalName", "<none>", "db.example.com", "<none>", "60s", "<none>"])
     );
 
     let headless = json!({"kind": "Service", "metadata": {"name": "nginx"},
@@ -1132,15 +945,7 @@ fn external_name_headless_and_portless_services() {
                  "selector": {"app": "nginx"}}});
     assert_eq!(
         cells("Service", headless),
-        json!([
-            "nginx",
-            "ClusterIP",
-            "None",
-            "<none>",
-            "80/TCP",
-            "<unknown>",
-            "app=nginx"
-        ])
+        json!(["nginx", "ClusterIP", "None", "<none>", "80/TCP", "<unknown>", "app=nginx"])
     );
 
     let dual_stack = json!({"kind": "Service", "metadata": {"name": "d"},
@@ -1165,10 +970,7 @@ fn endpoints_with_two_addresses() {
             "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]
         }]
     });
-    assert_eq!(
-        cells("Endpoints", ep),
-        json!(["my-nginx", "10.244.1.5:80,10.244.2.6:80", "5m"])
-    );
+    assert_eq!(cells("Endpoints", ep), json!(["my-nginx", "10.244.1.5:80,10.244.2.6:80", "5m"]));
 }
 
 #[test]
@@ -1180,10 +982,7 @@ fn endpoints_truncate_and_empty() {
                   {"name": "dns", "port": 53, "protocol": "UDP"},
                   {"name": "metrics", "port": 9153, "protocol": "TCP"}]
     }]});
-    assert_eq!(
-        cells("Endpoints", kube_dns)[1],
-        "10.244.0.2:53,10.244.0.3:53,10.244.0.2:53 + 3 more..."
-    );
+    assert_eq!(cells("Endpoints", kube_dns)[1], "10.244.0.2:53,10.244.0.3:53,10.244.0.2:53 + 3 more...");
     let no_backends = json!({"kind": "Endpoints", "metadata": {"name": "idle"}});
     assert_eq!(cells("Endpoints", no_backends)[1], "<none>");
 }
@@ -1192,13 +991,7 @@ fn endpoints_truncate_and_empty() {
 fn endpoint_slices() {
     assert_eq!(
         column_names("EndpointSlice"),
-        [
-            ("Name", 0),
-            ("AddressType", 0),
-            ("Ports", 0),
-            ("Endpoints", 0),
-            ("Age", 0)
-        ]
+        [("Name", 0), ("AddressType", 0), ("Ports", 0), ("Endpoints", 0), ("Age", 0)]
     );
     let slice = json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -1214,13 +1007,7 @@ fn endpoint_slices() {
     });
     assert_eq!(
         cells("EndpointSlice", slice),
-        json!([
-            "my-nginx-7x2bq",
-            "IPv4",
-            "80,443",
-            "10.244.1.5,10.244.2.6",
-            "5m"
-        ])
+        json!(["my-nginx-7x2bq", "IPv4", "80,443", "10.244.1.5,10.244.2.6", "5m"])
     );
 
     let many = json!({"kind": "EndpointSlice", "metadata": {"name": "s"}, "addressType": "IPv6",
@@ -1229,21 +1016,12 @@ fn endpoint_slices() {
         "ports": [{"name": "grpc"}, {}]});
     assert_eq!(
         cells("EndpointSlice", many),
-        json!([
-            "s",
-            "IPv6",
-            "grpc,*",
-            "fd00::1,fd00::2,fd00::3 + 1 more...",
-            "<unknown>"
-        ])
+        json!(["s", "IPv6", "grpc,*", "fd00::1,fd00::2,fd00::3 + 1 more...", "<unknown>"])
     );
 
     let empty = json!({"kind": "EndpointSlice", "metadata": {"name": "e"}, "addressType": "IPv4",
         "endpoints": null, "ports": null});
-    assert_eq!(
-        cells("EndpointSlice", empty),
-        json!(["e", "IPv4", "<unset>", "<unset>", "<unknown>"])
-    );
+    assert_eq!(cells("EndpointSlice", empty), json!(["e", "IPv4", "<unset>", "<unset>", "<unknown>"]));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1409,16 +1187,7 @@ fn deployment() {
     );
     assert_eq!(
         cells("Deployment", nginx_deployment()),
-        json!([
-            "nginx-deployment",
-            "2/2",
-            2,
-            2,
-            "2m30s",
-            "nginx",
-            "nginx:1.14.2",
-            "app=nginx"
-        ])
+        json!(["nginx-deployment", "2/2", 2, 2, "2m30s", "nginx", "nginx:1.14.2", "app=nginx"])
     );
 }
 
@@ -1455,16 +1224,10 @@ fn deployment_defaults_and_selector_edge_cases() {
         "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}});
     // No replicas means the default of one; no status means nothing ready yet;
     // no selector prints as an empty cell for Deployments.
-    assert_eq!(
-        cells("Deployment", fresh),
-        json!(["fresh", "0/1", 0, 0, "<unknown>", "c", "i", ""])
-    );
+    assert_eq!(cells("Deployment", fresh), json!(["fresh", "0/1", 0, 0, "<unknown>", "c", "i", ""]));
     let broken = json!({"kind": "Deployment", "metadata": {"name": "b"},
         "spec": {"replicas": 0, "selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}});
-    assert_eq!(
-        cells("Deployment", broken),
-        json!(["b", "0/0", 0, 0, "<unknown>", "", "", "<invalid>"])
-    );
+    assert_eq!(cells("Deployment", broken), json!(["b", "0/0", 0, 0, "<unknown>", "", "", "<invalid>"]));
 }
 
 #[test]
@@ -1511,8 +1274,5 @@ fn replica_set() {
     );
     // ReplicaSets, unlike Deployments, print a missing selector as <none>.
     let bare = json!({"kind": "ReplicaSet", "metadata": {"name": "r"}});
-    assert_eq!(
-        cells("ReplicaSet", bare),
-        json!(["r", 1, 0, 0, "<unknown>", "", "", "<none>"])
-    );
+    assert_eq!(cells("ReplicaSet", bare), json!(["r", 1, 0, 0, "<unknown>", "", "", "<none>"]));
 }

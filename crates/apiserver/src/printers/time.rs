@@ -175,9 +175,7 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<UnixNanos> {
 /// Reads `len` ASCII digits at `at` as a number, or `None` if any is not a digit.
 fn digits(b: &[u8], at: usize, len: usize) -> Option<i64> {
     let field = b.get(at..at + len)?;
-    field.iter().try_fold(0i64, |acc, c| {
-        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-    })
+    field.iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
 }
 
 fn is_leap_year(year: i64) -> bool {
@@ -254,26 +252,11 @@ mod tests {
     #[test]
     fn parses_the_layouts_kubernetes_writes() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2024-05-01T12:00:00Z"),
-            Some(1_714_564_800 * i128::from(S))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-05-01T12:00:00.123456Z"),
-            Some(1_714_564_800 * i128::from(S) + 123_456_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-05-01T14:30:00+02:30"),
-            parse_rfc3339("2024-05-01T12:00:00Z")
-        );
-        assert_eq!(
-            parse_rfc3339("2024-05-01T07:00:00-05:00"),
-            parse_rfc3339("2024-05-01T12:00:00Z")
-        );
-        assert_eq!(
-            parse_rfc3339("2000-02-29T00:00:00Z"),
-            Some(951_782_400 * i128::from(S))
-        );
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(1_714_564_800 * i128::from(S)));
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00.123456Z"), Some(1_714_564_800 * i128::from(S) + 123_456_000));
+        assert_eq!(parse_rfc3339("2024-05-01T14:30:00+02:30"), parse_rfc3339("2024-05-01T12:00:00Z"));
+        assert_eq!(parse_rfc3339("2024-05-01T07:00:00-05:00"), parse_rfc3339("2024-05-01T12:00:00Z"));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400 * i128::from(S)));
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-i128::from(S)));
     }
 
@@ -300,20 +283,11 @@ mod tests {
     #[test]
     fn translate_timestamp_since_uses_the_given_now() {
         let now = UNIX_EPOCH + Duration::from_secs(1_714_564_800 + 200);
-        assert_eq!(
-            translate_timestamp_since(Some("2024-05-01T12:00:00Z"), now),
-            "3m20s"
-        );
+        assert_eq!(translate_timestamp_since(Some("2024-05-01T12:00:00Z"), now), "3m20s");
         assert_eq!(translate_timestamp_since(None, now), "<unknown>");
-        assert_eq!(
-            translate_timestamp_since(Some("yesterday"), now),
-            "<unknown>"
-        );
+        assert_eq!(translate_timestamp_since(Some("yesterday"), now), "<unknown>");
         // A timestamp a whole minute in the future is a broken clock, not "0s".
-        assert_eq!(
-            translate_timestamp_since(Some("2024-05-01T12:04:20Z"), now),
-            "<invalid>"
-        );
+        assert_eq!(translate_timestamp_since(Some("2024-05-01T12:04:20Z"), now), "<invalid>");
     }
 
     #[test]

@@ -130,12 +130,18 @@ pub async fn list_pages_are_consistent(s: &dyn Store) {
     s.create("/p/items/99", b("late")).await.expect("create");
     s.delete("/p/items/15", None).await.expect("delete");
 
-    let second = s.list("/p/items/", ListOptions { limit: 10, continue_token: Some(token), ..Default::default() }).await.expect("list");
+    let second = s
+        .list("/p/items/", ListOptions { limit: 10, continue_token: Some(token), ..Default::default() })
+        .await
+        .expect("list");
     assert_eq!(second.revision, first.revision, "every page is read at the first page's revision");
     assert_eq!(second.items.len(), 10);
     assert_eq!(second.remaining, 5);
     let third = s
-        .list("/p/items/", ListOptions { limit: 10, continue_token: second.continue_token.clone(), ..Default::default() })
+        .list(
+            "/p/items/",
+            ListOptions { limit: 10, continue_token: second.continue_token.clone(), ..Default::default() },
+        )
         .await
         .expect("list");
     assert_eq!(third.items.len(), 5);
@@ -179,11 +185,10 @@ pub async fn watch_from_revision(s: &dyn Store) {
 
     let mut w = s.watch("/w/", r0).await.expect("watch");
     let evs = collect_events(&mut w, 3).await;
-    assert_eq!(evs.iter().map(|e| (e.kind.clone(), e.revision)).collect::<Vec<_>>(), vec![
-        (EventKind::Create, r1),
-        (EventKind::Update, r2),
-        (EventKind::Delete, r3)
-    ]);
+    assert_eq!(
+        evs.iter().map(|e| (e.kind.clone(), e.revision)).collect::<Vec<_>>(),
+        vec![(EventKind::Create, r1), (EventKind::Update, r2), (EventKind::Delete, r3)]
+    );
     assert_eq!(evs[1].prev.as_ref().map(|p| p.value.clone()), Some(b("1")), "updates carry the previous value");
     assert_eq!(evs[2].kv.key, "/w/a");
     assert_eq!(evs[2].prev.as_ref().map(|p| p.value.clone()), Some(b("2")), "deletes carry the deleted value");
@@ -329,7 +334,8 @@ pub async fn compaction(s: &dyn Store) {
     let now = s.list("/cp/", ListOptions::default()).await.expect("list");
     let values: Vec<_> = now.items.iter().map(|kv| (kv.key.as_str(), kv.value.clone())).collect();
     assert_eq!(values, vec![("/cp/a", b("3")), ("/cp/c", b("c"))]);
-    let at = s.list("/cp/", ListOptions { revision: Some(r4), ..Default::default() }).await.expect("list at compaction");
+    let at =
+        s.list("/cp/", ListOptions { revision: Some(r4), ..Default::default() }).await.expect("list at compaction");
     assert_eq!(at.items.len(), 1);
     assert_eq!(at.items[0].value, b("2"));
     assert_eq!(s.count("/cp/").await.expect("count"), 2);

@@ -71,20 +71,13 @@ impl EtcdCluster {
     }
 
     fn try_start(binary: &Path, members: usize) -> Result<EtcdCluster, String> {
-        let id = format!(
-            "rk{}-{}",
-            std::process::id(),
-            CLUSTERS.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = format!("rk{}-{}", std::process::id(), CLUSTERS.fetch_add(1, Ordering::Relaxed));
         let dir = tempfile::Builder::new()
             .prefix(&format!("etcd-{id}-"))
             .tempdir()
             .map_err(|e| format!("creating a temporary directory: {e}"))?;
         let ports = free_ports(2 * members)?;
-        let mut cluster = EtcdCluster {
-            members: Vec::new(),
-            dir,
-        };
+        let mut cluster = EtcdCluster { members: Vec::new(), dir };
         for i in 0..members {
             let name = format!("{id}-m{i}");
             let log = cluster.dir.path().join(format!("{name}.log"));
@@ -111,20 +104,12 @@ impl EtcdCluster {
         Ok(cluster)
     }
 
-    fn spawn_member(
-        &self,
-        binary: &Path,
-        index: usize,
-        token: &str,
-        initial_cluster: &str,
-    ) -> Result<Child, String> {
+    fn spawn_member(&self, binary: &Path, index: usize, token: &str, initial_cluster: &str) -> Result<Child, String> {
         let m = &self.members[index];
         let client_url = format!("http://127.0.0.1:{}", m.client_port);
         let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
         let log = File::create(&m.log).map_err(|e| format!("creating {}: {e}", m.log.display()))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| format!("opening the log twice: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| format!("opening the log twice: {e}"))?;
         Command::new(binary)
             .arg("--name")
             .arg(&m.name)
@@ -177,11 +162,8 @@ impl EtcdCluster {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let logs: Vec<String> = self
-                    .members
-                    .iter()
-                    .map(|m| format!("{}:\n{}", m.name, log_tail(&m.log)))
-                    .collect();
+                let logs: Vec<String> =
+                    self.members.iter().map(|m| format!("{}:\n{}", m.name, log_tail(&m.log))).collect();
                 return Err(format!(
                     "etcd cluster {endpoints:?} not healthy within {START_DEADLINE:?}; logs:\n{}",
                     logs.join("\n")
@@ -203,10 +185,7 @@ impl EtcdCluster {
 
     /// The client URLs of the members that have not been killed.
     pub fn live_endpoints(&self) -> Vec<String> {
-        (0..self.members.len())
-            .filter(|&i| self.members[i].process.is_some())
-            .map(|i| self.endpoint(i))
-            .collect()
+        (0..self.members.len()).filter(|&i| self.members[i].process.is_some()).map(|i| self.endpoint(i)).collect()
     }
 
     /// The number of members the cluster was started with.
@@ -236,26 +215,20 @@ impl EtcdCluster {
         const METRIC: &str = "etcd_debugging_mvcc_watcher_total ";
         let metrics = http_get(self.members[member].client_port, "/metrics")?;
         let line = metrics.lines().find(|l| l.starts_with(METRIC))?;
-        line[METRIC.len()..]
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .map(|v| v as u64)
+        line[METRIC.len()..].trim().parse::<f64>().ok().map(|v| v as u64)
     }
 
     /// The index of the member that is the Raft leader, as the live members report it.
     pub async fn leader(&self) -> Option<usize> {
-        let options = ConnectOptions::new()
-            .with_timeout(Duration::from_secs(2))
-            .with_connect_timeout(Duration::from_secs(1));
+        let options =
+            ConnectOptions::new().with_timeout(Duration::from_secs(2)).with_connect_timeout(Duration::from_secs(1));
         let mut ids = vec![None; self.members.len()];
         let mut leader = None;
         for (i, id) in ids.iter_mut().enumerate() {
             if self.members[i].process.is_none() {
                 continue;
             }
-            let Ok(mut client) = Client::connect([self.endpoint(i)], Some(options.clone())).await
-            else {
+            let Ok(mut client) = Client::connect([self.endpoint(i)], Some(options.clone())).await else {
                 continue;
             };
             if let Ok(status) = client.status().await {
@@ -279,11 +252,7 @@ impl Drop for EtcdCluster {
         // shows stderr only for failed tests.
         if std::thread::panicking() {
             for m in &self.members {
-                eprintln!(
-                    "--- log of etcd member {} ---\n{}",
-                    m.name,
-                    log_tail(&m.log)
-                );
+                eprintln!("--- log of etcd member {} ---\n{}", m.name, log_tail(&m.log));
             }
         }
     }
@@ -307,10 +276,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
 fn all_healthy(endpoints: &[String]) -> bool {
     let endpoints = endpoints.to_vec();
     let check = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return false;
         };
         runtime.block_on(async move {
@@ -318,8 +284,7 @@ fn all_healthy(endpoints: &[String]) -> bool {
                 .with_timeout(Duration::from_secs(1))
                 .with_connect_timeout(Duration::from_millis(500));
             for endpoint in endpoints {
-                let Ok(mut client) = Client::connect([endpoint], Some(options.clone())).await
-                else {
+                let Ok(mut client) = Client::connect([endpoint], Some(options.clone())).await else {
                     return false;
                 };
                 if client.get("health", None).await.is_err() {
