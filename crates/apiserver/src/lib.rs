@@ -1,3 +1,4 @@
-//! The Kubernetes REST API over the store. Not yet built: see the API server issue.
+//! The Kubernetes REST API over the store. Being built: see the API server issue.
 
 pub mod printers;
+pub mod protobuf;
