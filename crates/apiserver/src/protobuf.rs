@@ -85,11 +85,7 @@ pub enum ProtobufError {
     #[error("unsupported protobuf wire type {wire_type} at {path}")]
     UnsupportedWireType { path: String, wire_type: u8 },
     #[error("{path}: expected protobuf wire type {expected}, found {found}")]
-    WireTypeMismatch {
-        path: String,
-        expected: u8,
-        found: u8,
-    },
+    WireTypeMismatch { path: String, expected: u8, found: u8 },
     #[error("{path}: string is not valid UTF-8")]
     InvalidUtf8 { path: String },
     #[error("{path}: {reason}")]
@@ -125,11 +121,7 @@ pub fn decode(body: &[u8]) -> Result<Decoded, ProtobufError> {
 /// serves) standing in for an envelope that leaves them empty, as upstream
 /// does. An envelope naming another kind is not rejected here: compare
 /// [`Decoded::kind`] with what the endpoint expects.
-pub fn decode_expecting(
-    body: &[u8],
-    api_version: &str,
-    kind: &str,
-) -> Result<Decoded, ProtobufError> {
+pub fn decode_expecting(body: &[u8], api_version: &str, kind: &str) -> Result<Decoded, ProtobufError> {
     decode_inner(body, Some((api_version, kind)))
 }
 

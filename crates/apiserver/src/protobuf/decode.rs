@@ -35,11 +35,7 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     fn path(&self) -> String {
-        if self.path.is_empty() {
-            "<root>".to_owned()
-        } else {
-            self.path.clone()
-        }
+        if self.path.is_empty() { "<root>".to_owned() } else { self.path.clone() }
     }
 
     fn push_member(&mut self, name: &str) -> usize {
@@ -79,32 +75,20 @@ impl Decoder {
             WireError::Truncated => ProtobufError::Truncated { path },
             WireError::VarintOverflow => ProtobufError::VarintOverflow { path },
             WireError::InvalidTag(tag) => ProtobufError::InvalidTag { path, tag },
-            WireError::UnsupportedWireType(wire_type) => {
-                ProtobufError::UnsupportedWireType { path, wire_type }
-            }
+            WireError::UnsupportedWireType(wire_type) => ProtobufError::UnsupportedWireType { path, wire_type },
         }
     }
 
     fn invalid(&self, reason: impl Into<String>) -> ProtobufError {
-        ProtobufError::InvalidValue {
-            path: self.path(),
-            reason: reason.into(),
-        }
+        ProtobufError::InvalidValue { path: self.path(), reason: reason.into() }
     }
 
-    fn next<'a>(
-        &self,
-        reader: &mut Reader<'a>,
-    ) -> Result<Option<(u32, WireValue<'a>)>, ProtobufError> {
+    fn next<'a>(&self, reader: &mut Reader<'a>) -> Result<Option<(u32, WireValue<'a>)>, ProtobufError> {
         reader.next_field().map_err(|e| self.wire_error(e))
     }
 
     fn mismatch(&self, expected: u8, value: WireValue<'_>) -> ProtobufError {
-        ProtobufError::WireTypeMismatch {
-            path: self.path(),
-            expected,
-            found: value.wire_type(),
-        }
+        ProtobufError::WireTypeMismatch { path: self.path(), expected, found: value.wire_type() }
     }
 
     fn bytes<'a>(&self, value: WireValue<'a>) -> Result<&'a [u8], ProtobufError> {
@@ -131,10 +115,7 @@ impl Decoder {
 
     fn too_deep(&self, depth: usize) -> Result<(), ProtobufError> {
         if depth > MAX_DEPTH {
-            return Err(ProtobufError::TooDeep {
-                path: self.path(),
-                max: MAX_DEPTH,
-            });
+            return Err(ProtobufError::TooDeep { path: self.path(), max: MAX_DEPTH });
         }
         Ok(())
     }
@@ -200,11 +181,7 @@ impl Decoder {
         }
         object.insert("apiVersion".to_owned(), Value::String(api_version.clone()));
         object.insert("kind".to_owned(), Value::String(kind.clone()));
-        Ok(Envelope {
-            api_version,
-            kind,
-            object,
-        })
+        Ok(Envelope { api_version, kind, object })
     }
 
     /// Decodes `buf` as `message` into `out`, merging with what `out` holds
@@ -244,9 +221,7 @@ impl Decoder {
             (Shape::Single { .. }, Ty::Msg(message)) => {
                 let mark = self.push_member(field.json);
                 let bytes = self.bytes(value)?;
-                let slot = out
-                    .entry(field.json)
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let slot = out.entry(field.json).or_insert_with(|| Value::Object(Map::new()));
                 if !slot.is_object() {
                     *slot = Value::Object(Map::new());
                 }
@@ -349,12 +324,7 @@ impl Decoder {
 
     /// One value of type `ty`, standing alone (a list element, a map value,
     /// a scalar field).
-    fn value(
-        &mut self,
-        ty: Ty,
-        value: WireValue<'_>,
-        depth: usize,
-    ) -> Result<Value, ProtobufError> {
+    fn value(&mut self, ty: Ty, value: WireValue<'_>, depth: usize) -> Result<Value, ProtobufError> {
         Ok(match ty {
             Ty::Str => Value::String(self.string(value)?),
             Ty::Bytes => Value::String(BASE64.encode(self.bytes(value)?)),
@@ -394,8 +364,8 @@ impl Decoder {
         }
         let (seconds, micros) = if micro {
             let total = i128::from(seconds) * 1_000_000 + i128::from(nanos / 1_000);
-            let seconds = i64::try_from(total.div_euclid(1_000_000))
-                .map_err(|_| self.invalid("timestamp out of range"))?;
+            let seconds =
+                i64::try_from(total.div_euclid(1_000_000)).map_err(|_| self.invalid("timestamp out of range"))?;
             // rem_euclid of 1_000_000 always fits.
             let micros = u32::try_from(total.rem_euclid(1_000_000)).unwrap_or(0);
             (seconds, Some(micros))
@@ -428,9 +398,7 @@ impl Decoder {
         match kind {
             0 => Ok(Value::from(int_val)),
             1 => Ok(Value::String(str_val)),
-            other => Err(self.invalid(format!(
-                "IntOrString type {other} is neither 0 (int) nor 1 (string)"
-            ))),
+            other => Err(self.invalid(format!("IntOrString type {other} is neither 0 (int) nor 1 (string)"))),
         }
     }
 
@@ -499,11 +467,7 @@ impl Decoder {
                 other => self.unknown_field(other),
             }
         }
-        Ok(if items.is_empty() {
-            Value::Null
-        } else {
-            Value::Array(items)
-        })
+        Ok(if items.is_empty() { Value::Null } else { Value::Array(items) })
     }
 }
 
@@ -546,11 +510,7 @@ pub(crate) fn rfc3339(seconds: i64, micros: Option<u32>) -> Option<String> {
     }
     let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
     let second_of_day = seconds.rem_euclid(86_400);
-    let (hour, minute, second) = (
-        second_of_day / 3_600,
-        second_of_day % 3_600 / 60,
-        second_of_day % 60,
-    );
+    let (hour, minute, second) = (second_of_day / 3_600, second_of_day % 3_600 / 60, second_of_day % 60);
     let date = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
     Some(match micros {
         None => format!("{date}Z"),
@@ -564,8 +524,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * mp + 2) / 5 + 1;

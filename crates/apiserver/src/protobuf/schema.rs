@@ -118,51 +118,26 @@ pub(crate) enum Ty {
 
 /// Emitted whenever present, zero or not.
 pub(crate) const fn field(number: u32, json: &'static str, ty: Ty) -> Field {
-    Field {
-        number,
-        json,
-        ty,
-        shape: Shape::Single { omit_zero: false },
-    }
+    Field { number, json, ty, shape: Shape::Single { omit_zero: false } }
 }
 
 /// A Go non-pointer scalar tagged `omitempty`: zero values are dropped.
 pub(crate) const fn omitzero(number: u32, json: &'static str, ty: Ty) -> Field {
-    Field {
-        number,
-        json,
-        ty,
-        shape: Shape::Single { omit_zero: true },
-    }
+    Field { number, json, ty, shape: Shape::Single { omit_zero: true } }
 }
 
 pub(crate) const fn list(number: u32, json: &'static str, ty: Ty) -> Field {
-    Field {
-        number,
-        json,
-        ty,
-        shape: Shape::List,
-    }
+    Field { number, json, ty, shape: Shape::List }
 }
 
 /// `map<string, ty>`.
 pub(crate) const fn map(number: u32, json: &'static str, ty: Ty) -> Field {
-    Field {
-        number,
-        json,
-        ty,
-        shape: Shape::Map,
-    }
+    Field { number, json, ty, shape: Shape::Map }
 }
 
 /// An embedded message whose fields are inlined into the enclosing object.
 pub(crate) const fn inline(number: u32, ty: Ty) -> Field {
-    Field {
-        number,
-        json: "",
-        ty,
-        shape: Shape::Inline,
-    }
+    Field { number, json: "", ty, shape: Shape::Inline }
 }
 
 /// A top-level kind a request body may carry.
@@ -173,11 +148,7 @@ pub(crate) struct Kind {
 }
 
 const fn kind(api_version: &'static str, kind: &'static str, message: &'static Message) -> Kind {
-    Kind {
-        api_version,
-        kind,
-        message,
-    }
+    Kind { api_version, kind, message }
 }
 
 /// The kinds `decode` accepts: what kubectl's typed-clientset writes send
@@ -194,71 +165,27 @@ pub(crate) static KINDS: &[Kind] = &[
     kind("v1", "Secret", &core_v1::SECRET),
     kind("v1", "Service", &core_v1::SERVICE),
     kind("v1", "ServiceAccount", &core_v1::SERVICE_ACCOUNT),
-    kind(
-        "apps/v1",
-        "ControllerRevision",
-        &apps_v1::CONTROLLER_REVISION,
-    ),
+    kind("apps/v1", "ControllerRevision", &apps_v1::CONTROLLER_REVISION),
     kind("apps/v1", "DaemonSet", &apps_v1::DAEMON_SET),
     kind("apps/v1", "Deployment", &apps_v1::DEPLOYMENT),
     kind("apps/v1", "ReplicaSet", &apps_v1::REPLICA_SET),
     kind("apps/v1", "StatefulSet", &apps_v1::STATEFUL_SET),
     kind("batch/v1", "CronJob", &batch_v1::CRON_JOB),
     kind("batch/v1", "Job", &batch_v1::JOB),
-    kind(
-        "authentication.k8s.io/v1",
-        "SelfSubjectReview",
-        &authentication_v1::SELF_SUBJECT_REVIEW,
-    ),
-    kind(
-        "authentication.k8s.io/v1",
-        "TokenRequest",
-        &authentication_v1::TOKEN_REQUEST,
-    ),
-    kind(
-        "authorization.k8s.io/v1",
-        "SelfSubjectAccessReview",
-        &authorization_v1::SELF_SUBJECT_ACCESS_REVIEW,
-    ),
-    kind(
-        "authorization.k8s.io/v1",
-        "SelfSubjectRulesReview",
-        &authorization_v1::SELF_SUBJECT_RULES_REVIEW,
-    ),
-    kind(
-        "certificates.k8s.io/v1",
-        "CertificateSigningRequest",
-        &certificates_v1::CERTIFICATE_SIGNING_REQUEST,
-    ),
+    kind("authentication.k8s.io/v1", "SelfSubjectReview", &authentication_v1::SELF_SUBJECT_REVIEW),
+    kind("authentication.k8s.io/v1", "TokenRequest", &authentication_v1::TOKEN_REQUEST),
+    kind("authorization.k8s.io/v1", "SelfSubjectAccessReview", &authorization_v1::SELF_SUBJECT_ACCESS_REVIEW),
+    kind("authorization.k8s.io/v1", "SelfSubjectRulesReview", &authorization_v1::SELF_SUBJECT_RULES_REVIEW),
+    kind("certificates.k8s.io/v1", "CertificateSigningRequest", &certificates_v1::CERTIFICATE_SIGNING_REQUEST),
     kind("coordination.k8s.io/v1", "Lease", &coordination_v1::LEASE),
     kind("networking.k8s.io/v1", "Ingress", &networking_v1::INGRESS),
     kind("policy/v1", "Eviction", &policy_v1::EVICTION),
-    kind(
-        "policy/v1",
-        "PodDisruptionBudget",
-        &policy_v1::POD_DISRUPTION_BUDGET,
-    ),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRole",
-        &rbac_v1::CLUSTER_ROLE,
-    ),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRoleBinding",
-        &rbac_v1::CLUSTER_ROLE_BINDING,
-    ),
+    kind("policy/v1", "PodDisruptionBudget", &policy_v1::POD_DISRUPTION_BUDGET),
+    kind("rbac.authorization.k8s.io/v1", "ClusterRole", &rbac_v1::CLUSTER_ROLE),
+    kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &rbac_v1::CLUSTER_ROLE_BINDING),
     kind("rbac.authorization.k8s.io/v1", "Role", &rbac_v1::ROLE),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "RoleBinding",
-        &rbac_v1::ROLE_BINDING,
-    ),
-    kind(
-        "scheduling.k8s.io/v1",
-        "PriorityClass",
-        &scheduling_v1::PRIORITY_CLASS,
-    ),
+    kind("rbac.authorization.k8s.io/v1", "RoleBinding", &rbac_v1::ROLE_BINDING),
+    kind("scheduling.k8s.io/v1", "PriorityClass", &scheduling_v1::PRIORITY_CLASS),
 ];
 
 /// The message for a top-level `apiVersion`/`kind`. `DeleteOptions` is
@@ -266,13 +193,9 @@ pub(crate) static KINDS: &[Kind] = &[
 /// sends it as a body), so it is accepted under `meta.k8s.io/v1` and under
 /// any group version of the table.
 pub(crate) fn lookup(api_version: &str, kind: &str) -> Option<&'static Message> {
-    if let Some(k) = KINDS
-        .iter()
-        .find(|k| k.api_version == api_version && k.kind == kind)
-    {
+    if let Some(k) = KINDS.iter().find(|k| k.api_version == api_version && k.kind == kind) {
         return Some(k.message);
     }
-    let known_version =
-        api_version == "meta.k8s.io/v1" || KINDS.iter().any(|k| k.api_version == api_version);
+    let known_version = api_version == "meta.k8s.io/v1" || KINDS.iter().any(|k| k.api_version == api_version);
     (kind == "DeleteOptions" && known_version).then_some(&meta_v1::DELETE_OPTIONS)
 }

@@ -94,11 +94,7 @@ impl Enc {
 /// `k8s\0` + `runtime.Unknown`, content encoding and type written empty as
 /// Go writes them.
 fn envelope(api_version: &str, kind: &str, raw: &Enc) -> Vec<u8> {
-    let unknown = Enc::new()
-        .msg(1, Enc::new().str(1, api_version).str(2, kind))
-        .bytes(2, &raw.0)
-        .str(3, "")
-        .str(4, "");
+    let unknown = Enc::new().msg(1, Enc::new().str(1, api_version).str(2, kind)).bytes(2, &raw.0).str(3, "").str(4, "");
     let mut body = MAGIC.to_vec();
     body.extend_from_slice(&unknown.0);
     body
@@ -107,15 +103,8 @@ fn envelope(api_version: &str, kind: &str, raw: &Enc) -> Vec<u8> {
 /// `ObjectMeta` as Go writes it for an object built by kubectl: every
 /// non-pointer field, the zero `creationTimestamp` as an empty message.
 fn object_meta(name: &str, labels: &[(&str, &str)]) -> Enc {
-    let mut m = Enc::new()
-        .str(1, name)
-        .str(2, "")
-        .str(3, "")
-        .str(4, "")
-        .str(5, "")
-        .str(6, "")
-        .int(7, 0)
-        .msg(8, Enc::new());
+    let mut m =
+        Enc::new().str(1, name).str(2, "").str(3, "").str(4, "").str(5, "").str(6, "").int(7, 0).msg(8, Enc::new());
     for (k, v) in labels {
         m = m.map_str(11, k, v);
     }
@@ -173,10 +162,8 @@ fn decode_err(body: &[u8]) -> ProtobufError {
 // ---------------------------------------------------------------------------
 // What kubectl sends.
 
-const CERT: &[u8] =
-    b"-----BEGIN CERTIFICATE-----\nMIIBdTCCARugAwIBAgIU\n-----END CERTIFICATE-----\n";
-const KEY: &[u8] =
-    b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n";
+const CERT: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIBdTCCARugAwIBAgIU\n-----END CERTIFICATE-----\n";
+const KEY: &[u8] = b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n";
 
 #[test]
 fn secret_from_kubectl_create_secret_tls() {
@@ -234,9 +221,7 @@ fn secret_generic_string_data_and_immutable() {
 fn configmap_from_kubectl_create_configmap_from_file() {
     // kubectl create configmap nginxconfigmap --from-file=default.conf
     let conf = "server {\n    listen 80;\n    location / {\n        root /usr/share/nginx/html;\n    }\n}\n";
-    let cm = Enc::new()
-        .msg(1, object_meta("nginxconfigmap", &[]))
-        .map_str(2, "default.conf", conf);
+    let cm = Enc::new().msg(1, object_meta("nginxconfigmap", &[])).map_str(2, "default.conf", conf);
     let d = decoded(&envelope("v1", "ConfigMap", &cm));
     assert!(d.unknown_fields.is_empty());
     assert_eq!(
@@ -252,10 +237,7 @@ fn configmap_from_kubectl_create_configmap_from_file() {
 
 #[test]
 fn configmap_binary_data_and_immutable() {
-    let cm = Enc::new()
-        .msg(1, object_meta("c", &[]))
-        .map_bytes(3, "blob", b"\x01\x02")
-        .bool(4, true);
+    let cm = Enc::new().msg(1, object_meta("c", &[])).map_bytes(3, "blob", b"\x01\x02").bool(4, true);
     let d = decoded(&envelope("v1", "ConfigMap", &cm));
     assert_eq!(d.object["binaryData"], json!({"blob": "AQI="}));
     assert_eq!(d.object["immutable"], json!(true));
@@ -264,16 +246,10 @@ fn configmap_binary_data_and_immutable() {
 fn nginx_deployment() -> Enc {
     // kubectl create deployment my-nginx --image=nginx --port=80 --replicas=2
     let labels = [("app", "my-nginx")];
-    let port = Enc::new()
-        .str(1, "")
-        .int(2, 0)
-        .int(3, 80)
-        .str(4, "")
-        .str(5, "");
-    let template = Enc::new().msg(1, object_meta("", &labels)).msg(
-        2,
-        pod_spec(vec![container("nginx", "nginx", |c| c.msg(6, port))], ""),
-    );
+    let port = Enc::new().str(1, "").int(2, 0).int(3, 80).str(4, "").str(5, "");
+    let template = Enc::new()
+        .msg(1, object_meta("", &labels))
+        .msg(2, pod_spec(vec![container("nginx", "nginx", |c| c.msg(6, port))], ""));
     let spec = Enc::new()
         .int(1, 2)
         .msg(2, Enc::new().map_str(1, "app", "my-nginx"))
@@ -281,17 +257,8 @@ fn nginx_deployment() -> Enc {
         .msg(4, Enc::new().str(1, ""))
         .int(5, 0)
         .bool(7, false);
-    let status = Enc::new()
-        .int(1, 0)
-        .int(2, 0)
-        .int(3, 0)
-        .int(4, 0)
-        .int(5, 0)
-        .int(7, 0);
-    Enc::new()
-        .msg(1, object_meta("my-nginx", &labels))
-        .msg(2, spec)
-        .msg(3, status)
+    let status = Enc::new().int(1, 0).int(2, 0).int(3, 0).int(4, 0).int(5, 0).int(7, 0);
+    Enc::new().msg(1, object_meta("my-nginx", &labels)).msg(2, spec).msg(3, status)
 }
 
 #[test]
@@ -352,15 +319,10 @@ fn deployment_full_spec() {
             .str(4, "echo hi; sleep 3600")
             .msg(
                 7,
-                Enc::new().str(1, "FROM_SECRET").str(2, "").msg(
-                    3,
-                    Enc::new().msg(
-                        4,
-                        Enc::new()
-                            .msg(1, Enc::new().str(1, "creds"))
-                            .str(2, "password"),
-                    ),
-                ),
+                Enc::new()
+                    .str(1, "FROM_SECRET")
+                    .str(2, "")
+                    .msg(3, Enc::new().msg(4, Enc::new().msg(1, Enc::new().str(1, "creds")).str(2, "password"))),
             )
             .msg(7, Enc::new().str(1, "PLAIN").str(2, "v"))
             .msg(9, Enc::new().str(1, "cfg").bool(2, true).str(3, "/etc/cfg"))
@@ -389,42 +351,17 @@ fn deployment_full_spec() {
         .msg(1, volume)
         .int(4, 30)
         .map_str(7, "disk", "ssd")
-        .msg(
-            14,
-            Enc::new()
-                .int(2, 1000)
-                .msg(4, Enc::new())
-                .int(4, 3)
-                .int(4, 4),
-        )
+        .msg(14, Enc::new().int(2, 1000).msg(4, Enc::new()).int(4, 3).int(4, 4))
         .msg(14, Enc::new().bytes(4, &[5, 6]));
     let spec = Enc::new()
         .int(1, 0)
-        .msg(
-            2,
-            Enc::new().msg(
-                2,
-                Enc::new()
-                    .str(1, "tier")
-                    .str(2, "In")
-                    .str(3, "web")
-                    .str(3, "api"),
-            ),
-        )
-        .msg(
-            3,
-            Enc::new()
-                .msg(1, object_meta("", &[("app", "x")]))
-                .msg(2, pod),
-        )
+        .msg(2, Enc::new().msg(2, Enc::new().str(1, "tier").str(2, "In").str(3, "web").str(3, "api")))
+        .msg(3, Enc::new().msg(1, object_meta("", &[("app", "x")])).msg(2, pod))
         .msg(
             4,
-            Enc::new().str(1, "RollingUpdate").msg(
-                2,
-                Enc::new()
-                    .msg(1, Enc::new().int(1, 0).int(2, 1))
-                    .msg(2, Enc::new().int(1, 1).str(3, "25%")),
-            ),
+            Enc::new()
+                .str(1, "RollingUpdate")
+                .msg(2, Enc::new().msg(1, Enc::new().int(1, 0).int(2, 1)).msg(2, Enc::new().int(1, 1).str(3, "25%"))),
         )
         .int(5, 10)
         .int(6, 3)
@@ -519,10 +456,7 @@ fn service_nodeport_with_two_ports() {
         .int(12, 0)
         .bool(13, false);
     let status = Enc::new().msg(1, Enc::new());
-    let svc = Enc::new()
-        .msg(1, object_meta("my-ns", &[("app", "my-ns")]))
-        .msg(2, spec)
-        .msg(3, status);
+    let svc = Enc::new().msg(1, object_meta("my-ns", &[("app", "my-ns")])).msg(2, spec).msg(3, status);
     let d = decoded(&envelope("v1", "Service", &svc));
     assert!(d.unknown_fields.is_empty());
     assert_eq!(
@@ -564,10 +498,7 @@ fn service_spec_remaining_fields() {
         .bool(20, false)
         .str(21, "example.com/lb")
         .str(22, "Cluster");
-    let status = Enc::new().msg(
-        1,
-        Enc::new().msg(1, Enc::new().str(1, "9.9.9.9").str(2, "lb.example.com")),
-    );
+    let status = Enc::new().msg(1, Enc::new().msg(1, Enc::new().str(1, "9.9.9.9").str(2, "lb.example.com")));
     let svc = Enc::new().msg(2, spec).msg(3, status);
     let d = decoded(&envelope("v1", "Service", &svc));
     assert_eq!(
@@ -602,10 +533,7 @@ fn service_spec_remaining_fields() {
 fn service_externalname() {
     let spec = Enc::new().str(4, "ExternalName").str(10, "db.example.com");
     let d = decoded(&envelope("v1", "Service", &Enc::new().msg(2, spec)));
-    assert_eq!(
-        d.object["spec"],
-        json!({"type": "ExternalName", "externalName": "db.example.com"})
-    );
+    assert_eq!(d.object["spec"], json!({"type": "ExternalName", "externalName": "db.example.com"}));
 }
 
 #[test]
@@ -648,13 +576,9 @@ fn namespace_and_serviceaccount() {
 #[test]
 fn job_from_kubectl_create_job() {
     // kubectl create job my-job --image=busybox -- date
-    let template = Enc::new().msg(1, object_meta("", &[])).msg(
-        2,
-        pod_spec(
-            vec![container("my-job", "busybox", |c| c.str(3, "date"))],
-            "Never",
-        ),
-    );
+    let template = Enc::new()
+        .msg(1, object_meta("", &[]))
+        .msg(2, pod_spec(vec![container("my-job", "busybox", |c| c.str(3, "date"))], "Never"));
     let job = Enc::new()
         .msg(1, object_meta("my-job", &[]))
         .msg(2, Enc::new().msg(6, template))
@@ -692,20 +616,10 @@ fn token_request_from_kubectl_create_token() {
     let spec = Enc::new()
         .str(1, "api")
         .str(1, "vault")
-        .msg(
-            3,
-            Enc::new()
-                .str(1, "Pod")
-                .str(2, "v1")
-                .str(3, "web-0")
-                .str(4, "0f2c"),
-        )
+        .msg(3, Enc::new().str(1, "Pod").str(2, "v1").str(3, "web-0").str(4, "0f2c"))
         .int(4, 3600);
     let status = Enc::new().str(1, "").msg(2, Enc::new());
-    let tr = Enc::new()
-        .msg(1, object_meta("", &[]))
-        .msg(2, spec)
-        .msg(3, status);
+    let tr = Enc::new().msg(1, object_meta("", &[])).msg(2, spec).msg(3, status);
     let d = decoded(&envelope("authentication.k8s.io/v1", "TokenRequest", &tr));
     assert_eq!(
         d.object,
@@ -725,27 +639,15 @@ fn token_request_from_kubectl_create_token() {
 
 #[test]
 fn rbac_role_and_priority_class() {
-    let rule = Enc::new()
-        .str(1, "get")
-        .str(1, "list")
-        .str(2, "")
-        .str(3, "pods");
+    let rule = Enc::new().str(1, "get").str(1, "list").str(2, "").str(3, "pods");
     let d = decoded(&envelope(
         "rbac.authorization.k8s.io/v1",
         "Role",
         &Enc::new().msg(1, object_meta("reader", &[])).msg(2, rule),
     ));
-    assert_eq!(
-        d.object["rules"],
-        json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}])
-    );
+    assert_eq!(d.object["rules"], json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}]));
 
-    let pc = Enc::new()
-        .msg(1, object_meta("high", &[]))
-        .int(2, 1_000_000)
-        .bool(3, false)
-        .str(4, "")
-        .str(5, "Never");
+    let pc = Enc::new().msg(1, object_meta("high", &[])).int(2, 1_000_000).bool(3, false).str(4, "").str(5, "Never");
     let d = decoded(&envelope("scheduling.k8s.io/v1", "PriorityClass", &pc));
     assert_eq!(
         d.object,
@@ -778,29 +680,16 @@ fn presence_and_zero_values() {
     // omitempty non-pointer zero: dropped; pointer zero: kept;
     // non-omitempty zero: kept.
     let port = Enc::new().str(1, "").int(3, 0).int(5, 0);
-    let spec = Enc::new()
-        .msg(1, port)
-        .str(3, "")
-        .bool(13, false)
-        .bool(20, false);
+    let spec = Enc::new().msg(1, port).str(3, "").bool(13, false).bool(20, false);
     let d = decoded(&envelope("v1", "Service", &Enc::new().msg(2, spec)));
-    assert_eq!(
-        d.object["spec"],
-        json!({"ports": [{"port": 0}], "allocateLoadBalancerNodePorts": false})
-    );
+    assert_eq!(d.object["spec"], json!({"ports": [{"port": 0}], "allocateLoadBalancerNodePorts": false}));
 }
 
 #[test]
 fn repeated_message_field_merges_and_scalars_replace() {
     let secret = Enc::new()
         .msg(1, Enc::new().str(1, "first").map_str(11, "a", "1"))
-        .msg(
-            1,
-            Enc::new()
-                .str(3, "ns")
-                .map_str(11, "b", "2")
-                .map_str(11, "a", "3"),
-        )
+        .msg(1, Enc::new().str(3, "ns").map_str(11, "b", "2").map_str(11, "a", "3"))
         .str(3, "Opaque")
         .str(3, "") // a later zero clears an omitempty field
         .msg(1, Enc::new().str(1, "second"));
@@ -835,17 +724,12 @@ fn packed_and_unpacked_repeated_ints() {
     let sc = Enc::new().int(4, 7).bytes(4, &packed.0).int(4, -2);
     let pod = Enc::new().msg(2, Enc::new().msg(14, sc));
     let d = decoded(&envelope("v1", "Pod", &pod));
-    assert_eq!(
-        d.object["spec"]["securityContext"]["supplementalGroups"],
-        json!([7, 1, 300, 70000, -2])
-    );
+    assert_eq!(d.object["spec"]["securityContext"]["supplementalGroups"], json!([7, 1, 300, 70000, -2]));
 }
 
 #[test]
 fn times_and_micro_times() {
-    let meta = Enc::new()
-        .msg(8, Enc::new().int(1, 1_704_067_200).int(2, 999))
-        .msg(9, Enc::new().int(1, 1_709_210_096));
+    let meta = Enc::new().msg(8, Enc::new().int(1, 1_704_067_200).int(2, 999)).msg(9, Enc::new().int(1, 1_709_210_096));
     let lease_spec = Enc::new()
         .str(1, "node-1")
         .int(2, 40)
@@ -878,22 +762,10 @@ fn times_and_micro_times() {
 fn rfc3339_formatting() {
     assert_eq!(rfc3339(0, None).as_deref(), Some("1970-01-01T00:00:00Z"));
     assert_eq!(rfc3339(-1, None).as_deref(), Some("1969-12-31T23:59:59Z"));
-    assert_eq!(
-        rfc3339(-2_203_891_200, None).as_deref(),
-        Some("1900-03-01T00:00:00Z")
-    );
-    assert_eq!(
-        rfc3339(951_782_400, Some(7)).as_deref(),
-        Some("2000-02-29T00:00:00.000007Z")
-    );
-    assert_eq!(
-        rfc3339(253_402_300_799, None).as_deref(),
-        Some("9999-12-31T23:59:59Z")
-    );
-    assert_eq!(
-        rfc3339(-62_167_219_200, None).as_deref(),
-        Some("0000-01-01T00:00:00Z")
-    );
+    assert_eq!(rfc3339(-2_203_891_200, None).as_deref(), Some("1900-03-01T00:00:00Z"));
+    assert_eq!(rfc3339(951_782_400, Some(7)).as_deref(), Some("2000-02-29T00:00:00.000007Z"));
+    assert_eq!(rfc3339(253_402_300_799, None).as_deref(), Some("9999-12-31T23:59:59Z"));
+    assert_eq!(rfc3339(-62_167_219_200, None).as_deref(), Some("0000-01-01T00:00:00Z"));
     assert_eq!(rfc3339(253_402_300_800, None), None);
     assert_eq!(rfc3339(i64::MIN, None), None);
 }
@@ -903,27 +775,13 @@ fn time_edge_cases() {
     // Seconds 0 in a non-empty message is the epoch, not the zero time.
     let meta = |t: Enc| Enc::new().msg(1, Enc::new().msg(8, t));
     let d = decoded(&envelope("v1", "Secret", &meta(Enc::new().int(1, 0))));
-    assert_eq!(
-        d.object["metadata"]["creationTimestamp"],
-        json!("1970-01-01T00:00:00Z")
-    );
+    assert_eq!(d.object["metadata"]["creationTimestamp"], json!("1970-01-01T00:00:00Z"));
     // Go's zero time is null however it is spelled.
-    let d = decoded(&envelope(
-        "v1",
-        "Secret",
-        &meta(Enc::new().int(1, -62_135_596_800)),
-    ));
+    let d = decoded(&envelope("v1", "Secret", &meta(Enc::new().int(1, -62_135_596_800))));
     assert_eq!(d.object["metadata"]["creationTimestamp"], json!(null));
     // Out of range is an error, not a panic.
-    let e = decode_err(&envelope(
-        "v1",
-        "Secret",
-        &meta(Enc::new().int(1, i64::MAX)),
-    ));
-    assert!(
-        matches!(&e, ProtobufError::InvalidValue { path, .. } if path == "metadata.creationTimestamp"),
-        "{e:?}"
-    );
+    let e = decode_err(&envelope("v1", "Secret", &meta(Enc::new().int(1, i64::MAX))));
+    assert!(matches!(&e, ProtobufError::InvalidValue { path, .. } if path == "metadata.creationTimestamp"), "{e:?}");
     let lease = Enc::new().msg(2, Enc::new().msg(3, Enc::new().int(1, i64::MIN).int(2, -1)));
     let e = decode_err(&envelope("coordination.k8s.io/v1", "Lease", &lease));
     assert!(matches!(e, ProtobufError::InvalidValue { .. }), "{e:?}");
@@ -935,11 +793,7 @@ fn int_or_string_and_quantity() {
         .msg(1, Enc::new().int(1, 1).str(3, "50%"))
         .msg(2, Enc::new().map_str(1, "app", "db"))
         .msg(3, Enc::new().int(2, 2));
-    let d = decoded(&envelope(
-        "policy/v1",
-        "PodDisruptionBudget",
-        &Enc::new().msg(2, pdb_spec),
-    ));
+    let d = decoded(&envelope("policy/v1", "PodDisruptionBudget", &Enc::new().msg(2, pdb_spec)));
     assert_eq!(
         d.object["spec"],
         json!({"minAvailable": "50%", "selector": {"matchLabels": {"app": "db"}}, "maxUnavailable": 2})
@@ -947,22 +801,14 @@ fn int_or_string_and_quantity() {
 
     let bad = Enc::new().msg(2, Enc::new().msg(1, Enc::new().int(1, 2)));
     let e = decode_err(&envelope("policy/v1", "PodDisruptionBudget", &bad));
-    assert!(
-        matches!(&e, ProtobufError::InvalidValue { path, .. } if path == "spec.minAvailable"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, ProtobufError::InvalidValue { path, .. } if path == "spec.minAvailable"), "{e:?}");
 
     let quota = Enc::new().msg(
         2,
-        Enc::new()
-            .map_msg(1, "pods", Enc::new().str(1, "10"))
-            .map_msg(1, "requests.cpu", Enc::new().str(1, "4")),
+        Enc::new().map_msg(1, "pods", Enc::new().str(1, "10")).map_msg(1, "requests.cpu", Enc::new().str(1, "4")),
     );
     let d = decoded(&envelope("v1", "ResourceQuota", &quota));
-    assert_eq!(
-        d.object["spec"],
-        json!({"hard": {"pods": "10", "requests.cpu": "4"}})
-    );
+    assert_eq!(d.object["spec"], json!({"hard": {"pods": "10", "requests.cpu": "4"}}));
 }
 
 #[test]
@@ -975,25 +821,15 @@ fn raw_extension_json_and_nested_protobuf() {
     assert_eq!(d.object["data"], json!({"spec": {"template": {"x": 1}}}));
     assert_eq!(d.object["revision"], json!(1));
 
-    let inner = envelope(
-        "v1",
-        "ConfigMap",
-        &Enc::new().map_str(2, "k", "v").int(99, 1),
-    );
+    let inner = envelope("v1", "ConfigMap", &Enc::new().map_str(2, "k", "v").int(99, 1));
     let rev = Enc::new().msg(2, Enc::new().bytes(1, &inner));
     let d = decoded(&envelope("apps/v1", "ControllerRevision", &rev));
-    assert_eq!(
-        d.object["data"],
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})
-    );
+    assert_eq!(d.object["data"], json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}}));
     assert_eq!(d.unknown_fields, vec!["data.#99".to_owned()]);
 
     let rev = Enc::new().msg(2, Enc::new().bytes(1, b"{not json"));
     let e = decode_err(&envelope("apps/v1", "ControllerRevision", &rev));
-    assert!(
-        matches!(&e, ProtobufError::InvalidValue { path, .. } if path == "data"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, ProtobufError::InvalidValue { path, .. } if path == "data"), "{e:?}");
 }
 
 #[test]
@@ -1004,11 +840,7 @@ fn string_lists_in_maps() {
         .str(5, "client auth")
         .map_msg(6, "scopes", Enc::new().str(1, "a").str(1, "b"))
         .map_msg(6, "none", Enc::new());
-    let d = decoded(&envelope(
-        "certificates.k8s.io/v1",
-        "CertificateSigningRequest",
-        &Enc::new().msg(2, spec),
-    ));
+    let d = decoded(&envelope("certificates.k8s.io/v1", "CertificateSigningRequest", &Enc::new().msg(2, spec)));
     assert_eq!(
         d.object["spec"],
         json!({
@@ -1023,21 +855,10 @@ fn string_lists_in_maps() {
 #[test]
 fn decode_expecting_fills_an_empty_type_meta() {
     let mut body = MAGIC.to_vec();
-    body.extend_from_slice(
-        &Enc::new()
-            .msg(1, Enc::new())
-            .msg(2, Enc::new().msg(1, Enc::new().str(1, "n")))
-            .0,
-    );
-    assert!(matches!(
-        decode(&body),
-        Err(ProtobufError::UnknownKind { .. })
-    ));
+    body.extend_from_slice(&Enc::new().msg(1, Enc::new()).msg(2, Enc::new().msg(1, Enc::new().str(1, "n"))).0);
+    assert!(matches!(decode(&body), Err(ProtobufError::UnknownKind { .. })));
     let d = decode_expecting(&body, "v1", "ConfigMap").expect("decodes");
-    assert_eq!(
-        d.object,
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n"}})
-    );
+    assert_eq!(d.object, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n"}}));
     // The envelope wins over the defaults.
     let body = envelope("v1", "Secret", &Enc::new());
     let d = decode_expecting(&body, "v1", "ConfigMap").expect("decodes");
@@ -1047,41 +868,21 @@ fn decode_expecting_fills_an_empty_type_meta() {
 #[test]
 fn empty_object() {
     let mut body = MAGIC.to_vec();
-    body.extend_from_slice(
-        &Enc::new()
-            .msg(1, Enc::new().str(1, "v1").str(2, "Namespace"))
-            .0,
-    );
+    body.extend_from_slice(&Enc::new().msg(1, Enc::new().str(1, "v1").str(2, "Namespace")).0);
     let d = decoded(&body);
     assert_eq!(d.object, json!({"apiVersion": "v1", "kind": "Namespace"}));
 }
 
 #[test]
 fn unknown_fields_are_skipped_and_reported() {
-    let meta = object_meta("x", &[("k", "v")])
-        .int(42, 7)
-        .msg(11, Enc::new().str(1, "k2").str(2, "v2").int(3, 1));
+    let meta = object_meta("x", &[("k", "v")]).int(42, 7).msg(11, Enc::new().str(1, "k2").str(2, "v2").int(3, 1));
     let port = Enc::new().int(3, 80).fixed32(77, 5);
-    let spec = Enc::new()
-        .msg(1, Enc::new().int(3, 443))
-        .msg(1, port)
-        .fixed64(1000, 1)
-        .str(5000, "future");
-    let svc = Enc::new()
-        .msg(1, meta)
-        .msg(2, spec)
-        .msg(9, Enc::new().msg(1, Enc::new().msg(1, Enc::new())));
+    let spec = Enc::new().msg(1, Enc::new().int(3, 443)).msg(1, port).fixed64(1000, 1).str(5000, "future");
+    let svc = Enc::new().msg(1, meta).msg(2, spec).msg(9, Enc::new().msg(1, Enc::new().msg(1, Enc::new())));
     let d = decoded(&envelope("v1", "Service", &svc));
     assert_eq!(
         d.unknown_fields,
-        vec![
-            "metadata.#42",
-            "metadata.labels.#3",
-            "spec.ports[1].#77",
-            "spec.#1000",
-            "spec.#5000",
-            "#9",
-        ]
+        vec!["metadata.#42", "metadata.labels.#3", "spec.ports[1].#77", "spec.#1000", "spec.#5000", "#9",]
     );
     assert_eq!(
         d.object,
@@ -1097,14 +898,9 @@ fn unknown_fields_are_skipped_and_reported() {
 #[test]
 fn unknown_fields_inside_special_types() {
     let meta = Enc::new().msg(8, Enc::new().int(1, 0).int(3, 1));
-    let pdb = Enc::new()
-        .msg(1, meta)
-        .msg(2, Enc::new().msg(1, Enc::new().int(2, 3).int(4, 1)));
+    let pdb = Enc::new().msg(1, meta).msg(2, Enc::new().msg(1, Enc::new().int(2, 3).int(4, 1)));
     let d = decoded(&envelope("policy/v1", "PodDisruptionBudget", &pdb));
-    assert_eq!(
-        d.unknown_fields,
-        vec!["metadata.creationTimestamp.#3", "spec.minAvailable.#4"]
-    );
+    assert_eq!(d.unknown_fields, vec!["metadata.creationTimestamp.#3", "spec.minAvailable.#4"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1114,10 +910,7 @@ fn unknown_fields_inside_special_types() {
 fn magic_is_required() {
     assert_eq!(decode_err(b""), ProtobufError::MissingMagic);
     assert_eq!(decode_err(b"k8s"), ProtobufError::MissingMagic);
-    assert_eq!(
-        decode_err(b"{\"kind\":\"Secret\"}"),
-        ProtobufError::MissingMagic
-    );
+    assert_eq!(decode_err(b"{\"kind\":\"Secret\"}"), ProtobufError::MissingMagic);
     let mut body = envelope("v1", "Secret", &Enc::new());
     body[3] = 1;
     assert_eq!(decode_err(&body), ProtobufError::MissingMagic);
@@ -1127,13 +920,7 @@ fn magic_is_required() {
 #[test]
 fn unknown_kind_is_415() {
     let e = decode_err(&envelope("example.com/v1", "Widget", &Enc::new()));
-    assert_eq!(
-        e,
-        ProtobufError::UnknownKind {
-            api_version: "example.com/v1".into(),
-            kind: "Widget".into()
-        }
-    );
+    assert_eq!(e, ProtobufError::UnknownKind { api_version: "example.com/v1".into(), kind: "Widget".into() });
     assert_eq!(e.http_status(), 415);
     // A known kind in the wrong group is unknown too.
     let e = decode_err(&envelope("apps/v1", "Secret", &Enc::new()));
@@ -1155,65 +942,36 @@ fn truncations() {
     // A length running past the end, inside the object.
     let secret = Enc::new().raw(&[0x0a, 0x05, b'a']);
     let e = decode_err(&envelope("v1", "Secret", &secret));
-    assert_eq!(
-        e,
-        ProtobufError::Truncated {
-            path: "<root>".into()
-        }
-    );
+    assert_eq!(e, ProtobufError::Truncated { path: "<root>".into() });
     // A truncated varint.
     let secret = Enc::new().msg(1, Enc::new().raw(&[0x38, 0x80]));
     let e = decode_err(&envelope("v1", "Secret", &secret));
-    assert_eq!(
-        e,
-        ProtobufError::Truncated {
-            path: "metadata".into()
-        }
-    );
+    assert_eq!(e, ProtobufError::Truncated { path: "metadata".into() });
     // A truncated fixed64.
     let secret = Enc::new().raw(&[0x09, 1, 2, 3]);
-    assert!(matches!(
-        decode_err(&envelope("v1", "Secret", &secret)),
-        ProtobufError::Truncated { .. }
-    ));
+    assert!(matches!(decode_err(&envelope("v1", "Secret", &secret)), ProtobufError::Truncated { .. }));
 }
 
 #[test]
 fn malformed_varints_and_tags() {
-    let secret = Enc::new().raw(&[
-        0x28, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
-    ]);
-    assert_eq!(
-        decode_err(&envelope("v1", "Secret", &secret)),
-        ProtobufError::VarintOverflow {
-            path: "<root>".into()
-        }
-    );
+    let secret = Enc::new().raw(&[0x28, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    assert_eq!(decode_err(&envelope("v1", "Secret", &secret)), ProtobufError::VarintOverflow { path: "<root>".into() });
     // Field number 0.
     let secret = Enc::new().raw(&[0x02, 0x00]);
     assert_eq!(
         decode_err(&envelope("v1", "Secret", &secret)),
-        ProtobufError::InvalidTag {
-            path: "<root>".into(),
-            tag: 2
-        }
+        ProtobufError::InvalidTag { path: "<root>".into(), tag: 2 }
     );
     // A field number beyond 2^29 - 1.
     let mut secret = Enc::new();
     secret.raw_varint(1 << 32);
-    assert!(matches!(
-        decode_err(&envelope("v1", "Secret", &secret)),
-        ProtobufError::InvalidTag { .. }
-    ));
+    assert!(matches!(decode_err(&envelope("v1", "Secret", &secret)), ProtobufError::InvalidTag { .. }));
     // Groups.
     for wire_type in [3u8, 4, 6, 7] {
         let secret = Enc::new().raw(&[(5 << 3) | wire_type, 0]);
         assert_eq!(
             decode_err(&envelope("v1", "Secret", &secret)),
-            ProtobufError::UnsupportedWireType {
-                path: "<root>".into(),
-                wire_type
-            }
+            ProtobufError::UnsupportedWireType { path: "<root>".into(), wire_type }
         );
     }
 }
@@ -1224,63 +982,35 @@ fn wire_type_mismatches() {
     let secret = Enc::new().msg(1, Enc::new().varint(1, 5));
     assert_eq!(
         decode_err(&envelope("v1", "Secret", &secret)),
-        ProtobufError::WireTypeMismatch {
-            path: "metadata.name".into(),
-            expected: 2,
-            found: 0
-        }
+        ProtobufError::WireTypeMismatch { path: "metadata.name".into(), expected: 2, found: 0 }
     );
     // A bool sent as a string.
     let secret = Enc::new().str(5, "true");
     assert_eq!(
         decode_err(&envelope("v1", "Secret", &secret)),
-        ProtobufError::WireTypeMismatch {
-            path: "immutable".into(),
-            expected: 0,
-            found: 2
-        }
+        ProtobufError::WireTypeMismatch { path: "immutable".into(), expected: 0, found: 2 }
     );
     // A message sent as fixed32, inside a list element.
     let svc = Enc::new().msg(2, Enc::new().msg(1, Enc::new().fixed32(4, 1)));
     assert_eq!(
         decode_err(&envelope("v1", "Service", &svc)),
-        ProtobufError::WireTypeMismatch {
-            path: "spec.ports[0].targetPort".into(),
-            expected: 2,
-            found: 5
-        }
+        ProtobufError::WireTypeMismatch { path: "spec.ports[0].targetPort".into(), expected: 2, found: 5 }
     );
     // The envelope's type meta sent as a varint.
     let mut body = MAGIC.to_vec();
     body.extend_from_slice(&Enc::new().varint(1, 1).0);
-    assert!(matches!(
-        decode_err(&body),
-        ProtobufError::WireTypeMismatch { .. }
-    ));
+    assert!(matches!(decode_err(&body), ProtobufError::WireTypeMismatch { .. }));
 }
 
 #[test]
 fn invalid_utf8() {
     let cm = Enc::new().msg(2, Enc::new().str(1, "k").bytes(2, &[0xff, 0xfe]));
-    assert_eq!(
-        decode_err(&envelope("v1", "ConfigMap", &cm)),
-        ProtobufError::InvalidUtf8 {
-            path: "data[k]".into()
-        }
-    );
+    assert_eq!(decode_err(&envelope("v1", "ConfigMap", &cm)), ProtobufError::InvalidUtf8 { path: "data[k]".into() });
     let cm = Enc::new().msg(2, Enc::new().bytes(1, &[b'k', 0xc3]));
-    assert_eq!(
-        decode_err(&envelope("v1", "ConfigMap", &cm)),
-        ProtobufError::InvalidUtf8 {
-            path: "data".into()
-        }
-    );
+    assert_eq!(decode_err(&envelope("v1", "ConfigMap", &cm)), ProtobufError::InvalidUtf8 { path: "data".into() });
     let mut body = MAGIC.to_vec();
     body.extend_from_slice(&Enc::new().msg(1, Enc::new().bytes(2, &[0x80])).0);
-    assert!(matches!(
-        decode_err(&body),
-        ProtobufError::InvalidUtf8 { .. }
-    ));
+    assert!(matches!(decode_err(&body), ProtobufError::InvalidUtf8 { .. }));
 }
 
 #[test]
@@ -1297,10 +1027,7 @@ fn content_encoding_and_type() {
         );
         body
     };
-    assert_eq!(
-        decode_err(&unknown("gzip", "")),
-        ProtobufError::UnsupportedContentEncoding("gzip".into())
-    );
+    assert_eq!(decode_err(&unknown("gzip", "")), ProtobufError::UnsupportedContentEncoding("gzip".into()));
     assert_eq!(
         decode_err(&unknown("", "application/json")),
         ProtobufError::UnsupportedContentType("application/json".into())
@@ -1312,13 +1039,7 @@ fn content_encoding_and_type() {
 // Depth and garbage.
 
 /// A test-only recursive schema.
-static NODE: Message = Message::new(
-    "Node",
-    &[
-        field(1, "child", Ty::Msg(&NODE)),
-        list(2, "children", Ty::Msg(&NODE)),
-    ],
-);
+static NODE: Message = Message::new("Node", &[field(1, "child", Ty::Msg(&NODE)), list(2, "children", Ty::Msg(&NODE))]);
 
 fn nested(levels: usize, number: u32) -> Vec<u8> {
     let mut m = Enc::new();
@@ -1336,10 +1057,7 @@ fn recursion_is_bounded() {
         assert!(ok.is_ok(), "{ok:?}");
         let mut out = Map::new();
         let e = Decoder::default().message(&nested(10 * MAX_DEPTH, number), &NODE, &mut out, 1);
-        assert!(
-            matches!(&e, Err(ProtobufError::TooDeep { max, .. }) if *max == MAX_DEPTH),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Err(ProtobufError::TooDeep { max, .. }) if *max == MAX_DEPTH), "{e:?}");
     }
 }
 
@@ -1348,32 +1066,19 @@ fn nested_envelopes_are_bounded() {
     // ControllerRevision.data holding a ControllerRevision, and so on.
     let mut body = envelope("apps/v1", "ControllerRevision", &Enc::new().int(3, 1));
     for _ in 0..20 {
-        body = envelope(
-            "apps/v1",
-            "ControllerRevision",
-            &Enc::new().msg(2, Enc::new().bytes(1, &body)),
-        );
+        body = envelope("apps/v1", "ControllerRevision", &Enc::new().msg(2, Enc::new().bytes(1, &body)));
     }
     let d = decoded(&body);
-    assert_eq!(
-        d.object["data"]["data"]["kind"],
-        json!("ControllerRevision")
-    );
+    assert_eq!(d.object["data"]["data"]["kind"], json!("ControllerRevision"));
     for _ in 0..200 {
-        body = envelope(
-            "apps/v1",
-            "ControllerRevision",
-            &Enc::new().msg(2, Enc::new().bytes(1, &body)),
-        );
+        body = envelope("apps/v1", "ControllerRevision", &Enc::new().msg(2, Enc::new().bytes(1, &body)));
     }
     assert!(matches!(decode_err(&body), ProtobufError::TooDeep { .. }));
 }
 
 #[test]
 fn deeply_nested_unknown_fields_cost_no_recursion() {
-    let secret = Enc::new()
-        .msg(1, object_meta("s", &[]))
-        .raw(&nested(10_000, 99));
+    let secret = Enc::new().msg(1, object_meta("s", &[])).raw(&nested(10_000, 99));
     let d = decoded(&envelope("v1", "Secret", &secret));
     assert_eq!(d.unknown_fields, vec!["#99"]);
 }
@@ -1409,9 +1114,7 @@ impl Rng {
                 2 => m.fixed64(number, self.next()),
                 3 => m.fixed32(number, self.next() as u32),
                 4 => {
-                    let s: String = (0..self.below(8))
-                        .map(|_| char::from(b'a' + self.below(26) as u8))
-                        .collect();
+                    let s: String = (0..self.below(8)).map(|_| char::from(b'a' + self.below(26) as u8)).collect();
                     m.str(number, &s)
                 }
                 5 => m.bytes(number, &self.bytes(12)),
@@ -1482,11 +1185,7 @@ fn garbage_never_panics() {
 // ---------------------------------------------------------------------------
 // The schema itself.
 
-fn each_message(
-    message: &'static Message,
-    seen: &mut Vec<*const Message>,
-    f: &mut impl FnMut(&'static Message),
-) {
+fn each_message(message: &'static Message, seen: &mut Vec<*const Message>, f: &mut impl FnMut(&'static Message)) {
     if seen.contains(&(message as *const Message)) {
         return;
     }
@@ -1509,12 +1208,7 @@ fn schema_tables_are_consistent() {
             let mut numbers: Vec<u32> = m.fields.iter().map(|f| f.number).collect();
             numbers.sort_unstable();
             numbers.dedup();
-            assert_eq!(
-                numbers.len(),
-                m.fields.len(),
-                "{}: duplicate field numbers",
-                m.name
-            );
+            assert_eq!(numbers.len(), m.fields.len(), "{}: duplicate field numbers", m.name);
             for f in m.fields {
                 assert!(f.number > 0 && f.number < 1 << 29, "{}.{}", m.name, f.json);
                 match f.shape {
@@ -1536,12 +1230,7 @@ fn schema_tables_are_consistent() {
                     Shape::List | Shape::Map => assert!(!f.json.is_empty()),
                 }
             }
-            let mut names: Vec<&str> = m
-                .fields
-                .iter()
-                .filter(|f| f.shape != Shape::Inline)
-                .map(|f| f.json)
-                .collect();
+            let mut names: Vec<&str> = m.fields.iter().filter(|f| f.shape != Shape::Inline).map(|f| f.json).collect();
             names.sort_unstable();
             names.dedup();
             assert_eq!(
@@ -1579,10 +1268,7 @@ fn supported_kinds_cover_kubectl_create() {
         ("policy/v1", "DeleteOptions"),
         ("meta.k8s.io/v1", "DeleteOptions"),
     ] {
-        assert!(
-            super::is_supported(api_version, kind),
-            "{api_version} {kind}"
-        );
+        assert!(super::is_supported(api_version, kind), "{api_version} {kind}");
     }
     assert!(!super::is_supported("example.com/v1", "DeleteOptions"));
     assert!(!super::is_supported("v1", "Widget"));
@@ -1596,13 +1282,9 @@ fn supported_kinds_cover_kubectl_create() {
 
 #[test]
 fn eviction_with_delete_options() {
-    let ev = Enc::new().msg(1, object_meta("web-0", &[])).msg(
-        2,
-        Enc::new()
-            .int(1, 0)
-            .msg(2, Enc::new().str(1, "uid-1"))
-            .str(5, "All"),
-    );
+    let ev = Enc::new()
+        .msg(1, object_meta("web-0", &[]))
+        .msg(2, Enc::new().int(1, 0).msg(2, Enc::new().str(1, "uid-1")).str(5, "All"));
     let d = decoded(&envelope("policy/v1", "Eviction", &ev));
     assert_eq!(
         d.object["deleteOptions"],
@@ -1616,42 +1298,24 @@ fn cronjob_and_ingress() {
         2,
         Enc::new().msg(
             6,
-            Enc::new().msg(1, object_meta("", &[])).msg(
-                2,
-                pod_spec(vec![container("c", "busybox", |c| c)], "OnFailure"),
-            ),
+            Enc::new()
+                .msg(1, object_meta("", &[]))
+                .msg(2, pod_spec(vec![container("c", "busybox", |c| c)], "OnFailure")),
         ),
     );
     let cj = Enc::new()
         .msg(1, object_meta("nightly", &[]))
-        .msg(
-            2,
-            Enc::new()
-                .str(1, "0 3 * * *")
-                .str(3, "")
-                .bool(4, false)
-                .msg(5, job_template),
-        )
+        .msg(2, Enc::new().str(1, "0 3 * * *").str(3, "").bool(4, false).msg(5, job_template))
         .msg(3, Enc::new());
     let d = decoded(&envelope("batch/v1", "CronJob", &cj));
     assert!(d.unknown_fields.is_empty());
     assert_eq!(d.object["spec"]["schedule"], json!("0 3 * * *"));
     assert_eq!(d.object["spec"]["suspend"], json!(false));
-    assert_eq!(
-        d.object["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"],
-        json!("OnFailure")
-    );
+    assert_eq!(d.object["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"], json!("OnFailure"));
 
-    let backend = Enc::new().msg(
-        4,
-        Enc::new()
-            .str(1, "web")
-            .msg(2, Enc::new().str(1, "").int(2, 80)),
-    );
+    let backend = Enc::new().msg(4, Enc::new().str(1, "web").msg(2, Enc::new().str(1, "").int(2, 80)));
     let path = Enc::new().str(1, "/").msg(2, backend).str(3, "Prefix");
-    let rule = Enc::new()
-        .str(1, "example.com")
-        .msg(2, Enc::new().msg(1, Enc::new().msg(1, path)));
+    let rule = Enc::new().str(1, "example.com").msg(2, Enc::new().msg(1, Enc::new().msg(1, path)));
     let ing = Enc::new()
         .msg(1, object_meta("web", &[]))
         .msg(2, Enc::new().msg(3, rule).str(4, "nginx"))
@@ -1677,15 +1341,8 @@ fn cronjob_and_ingress() {
 
 #[test]
 fn errors_display_paths() {
-    let e = ProtobufError::WireTypeMismatch {
-        path: "spec.ports[0].port".into(),
-        expected: 0,
-        found: 2,
-    };
-    assert_eq!(
-        e.to_string(),
-        "spec.ports[0].port: expected protobuf wire type 0, found 2"
-    );
+    let e = ProtobufError::WireTypeMismatch { path: "spec.ports[0].port".into(), expected: 0, found: 2 };
+    assert_eq!(e.to_string(), "spec.ports[0].port: expected protobuf wire type 0, found 2");
     let v: Value = json!(null);
     assert!(v.is_null());
 }

@@ -7,11 +7,7 @@ use super::{Message, field, list, omitzero};
 
 pub(crate) static CONTROLLER_REVISION: Message = Message::new(
     "ControllerRevision",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "data", RawExtension),
-        field(3, "revision", I64),
-    ],
+    &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "data", RawExtension), field(3, "revision", I64)],
 );
 
 pub(crate) static DAEMON_SET: Message = Message::new(
@@ -63,10 +59,7 @@ pub(crate) static DAEMON_SET_STATUS: Message = Message::new(
 
 pub(crate) static DAEMON_SET_UPDATE_STRATEGY: Message = Message::new(
     "DaemonSetUpdateStrategy",
-    &[
-        omitzero(1, "type", Str),
-        field(2, "rollingUpdate", Msg(&ROLLING_UPDATE_DAEMON_SET)),
-    ],
+    &[omitzero(1, "type", Str), field(2, "rollingUpdate", Msg(&ROLLING_UPDATE_DAEMON_SET))],
 );
 
 pub(crate) static DEPLOYMENT: Message = Message::new(
@@ -121,10 +114,7 @@ pub(crate) static DEPLOYMENT_STATUS: Message = Message::new(
 
 pub(crate) static DEPLOYMENT_STRATEGY: Message = Message::new(
     "DeploymentStrategy",
-    &[
-        omitzero(1, "type", Str),
-        field(2, "rollingUpdate", Msg(&ROLLING_UPDATE_DEPLOYMENT)),
-    ],
+    &[omitzero(1, "type", Str), field(2, "rollingUpdate", Msg(&ROLLING_UPDATE_DEPLOYMENT))],
 );
 
 pub(crate) static REPLICA_SET: Message = Message::new(
@@ -172,26 +162,17 @@ pub(crate) static REPLICA_SET_STATUS: Message = Message::new(
 
 pub(crate) static ROLLING_UPDATE_DAEMON_SET: Message = Message::new(
     "RollingUpdateDaemonSet",
-    &[
-        field(1, "maxUnavailable", IntOrString),
-        field(2, "maxSurge", IntOrString),
-    ],
+    &[field(1, "maxUnavailable", IntOrString), field(2, "maxSurge", IntOrString)],
 );
 
 pub(crate) static ROLLING_UPDATE_DEPLOYMENT: Message = Message::new(
     "RollingUpdateDeployment",
-    &[
-        field(1, "maxUnavailable", IntOrString),
-        field(2, "maxSurge", IntOrString),
-    ],
+    &[field(1, "maxUnavailable", IntOrString), field(2, "maxSurge", IntOrString)],
 );
 
 pub(crate) static ROLLING_UPDATE_STATEFUL_SET_STRATEGY: Message = Message::new(
     "RollingUpdateStatefulSetStrategy",
-    &[
-        field(1, "partition", I32),
-        field(2, "maxUnavailable", IntOrString),
-    ],
+    &[field(1, "partition", I32), field(2, "maxUnavailable", IntOrString)],
 );
 
 pub(crate) static STATEFUL_SET: Message = Message::new(
@@ -214,15 +195,11 @@ pub(crate) static STATEFUL_SET_CONDITION: Message = Message::new(
     ],
 );
 
-pub(crate) static STATEFUL_SET_ORDINALS: Message =
-    Message::new("StatefulSetOrdinals", &[field(1, "start", I32)]);
+pub(crate) static STATEFUL_SET_ORDINALS: Message = Message::new("StatefulSetOrdinals", &[field(1, "start", I32)]);
 
 pub(crate) static STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY: Message = Message::new(
     "StatefulSetPersistentVolumeClaimRetentionPolicy",
-    &[
-        omitzero(1, "whenDeleted", Str),
-        omitzero(2, "whenScaled", Str),
-    ],
+    &[omitzero(1, "whenDeleted", Str), omitzero(2, "whenScaled", Str)],
 );
 
 pub(crate) static STATEFUL_SET_SPEC: Message = Message::new(
@@ -231,21 +208,13 @@ pub(crate) static STATEFUL_SET_SPEC: Message = Message::new(
         field(1, "replicas", I32),
         field(2, "selector", Msg(&meta_v1::LABEL_SELECTOR)),
         field(3, "template", Msg(&core_v1::POD_TEMPLATE_SPEC)),
-        list(
-            4,
-            "volumeClaimTemplates",
-            Msg(&core_v1::PERSISTENT_VOLUME_CLAIM),
-        ),
+        list(4, "volumeClaimTemplates", Msg(&core_v1::PERSISTENT_VOLUME_CLAIM)),
         field(5, "serviceName", Str),
         omitzero(6, "podManagementPolicy", Str),
         field(7, "updateStrategy", Msg(&STATEFUL_SET_UPDATE_STRATEGY)),
         field(8, "revisionHistoryLimit", I32),
         omitzero(9, "minReadySeconds", I32),
-        field(
-            10,
-            "persistentVolumeClaimRetentionPolicy",
-            Msg(&STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY),
-        ),
+        field(10, "persistentVolumeClaimRetentionPolicy", Msg(&STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY)),
         field(11, "ordinals", Msg(&STATEFUL_SET_ORDINALS)),
     ],
 );
@@ -268,12 +237,5 @@ pub(crate) static STATEFUL_SET_STATUS: Message = Message::new(
 
 pub(crate) static STATEFUL_SET_UPDATE_STRATEGY: Message = Message::new(
     "StatefulSetUpdateStrategy",
-    &[
-        omitzero(1, "type", Str),
-        field(
-            2,
-            "rollingUpdate",
-            Msg(&ROLLING_UPDATE_STATEFUL_SET_STRATEGY),
-        ),
-    ],
+    &[omitzero(1, "type", Str), field(2, "rollingUpdate", Msg(&ROLLING_UPDATE_STATEFUL_SET_STRATEGY))],
 );

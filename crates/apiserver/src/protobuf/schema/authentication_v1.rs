@@ -6,26 +6,16 @@ use super::{Message, field, list, map, omitzero};
 
 pub(crate) static BOUND_OBJECT_REFERENCE: Message = Message::new(
     "BoundObjectReference",
-    &[
-        omitzero(1, "kind", Str),
-        omitzero(2, "apiVersion", Str),
-        omitzero(3, "name", Str),
-        omitzero(4, "uid", Str),
-    ],
+    &[omitzero(1, "kind", Str), omitzero(2, "apiVersion", Str), omitzero(3, "name", Str), omitzero(4, "uid", Str)],
 );
 
 pub(crate) static SELF_SUBJECT_REVIEW: Message = Message::new(
     "SelfSubjectReview",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "status", Msg(&SELF_SUBJECT_REVIEW_STATUS)),
-    ],
+    &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "status", Msg(&SELF_SUBJECT_REVIEW_STATUS))],
 );
 
-pub(crate) static SELF_SUBJECT_REVIEW_STATUS: Message = Message::new(
-    "SelfSubjectReviewStatus",
-    &[field(1, "userInfo", Msg(&USER_INFO))],
-);
+pub(crate) static SELF_SUBJECT_REVIEW_STATUS: Message =
+    Message::new("SelfSubjectReviewStatus", &[field(1, "userInfo", Msg(&USER_INFO))]);
 
 pub(crate) static TOKEN_REQUEST: Message = Message::new(
     "TokenRequest",
@@ -46,20 +36,10 @@ pub(crate) static TOKEN_REQUEST_SPEC: Message = Message::new(
     ],
 );
 
-pub(crate) static TOKEN_REQUEST_STATUS: Message = Message::new(
-    "TokenRequestStatus",
-    &[
-        field(1, "token", Str),
-        field(2, "expirationTimestamp", Time),
-    ],
-);
+pub(crate) static TOKEN_REQUEST_STATUS: Message =
+    Message::new("TokenRequestStatus", &[field(1, "token", Str), field(2, "expirationTimestamp", Time)]);
 
 pub(crate) static USER_INFO: Message = Message::new(
     "UserInfo",
-    &[
-        omitzero(1, "username", Str),
-        omitzero(2, "uid", Str),
-        list(3, "groups", Str),
-        map(4, "extra", StrList),
-    ],
+    &[omitzero(1, "username", Str), omitzero(2, "uid", Str), list(3, "groups", Str), map(4, "extra", StrList)],
 );

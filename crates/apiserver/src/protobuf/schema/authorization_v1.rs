@@ -6,29 +6,19 @@ use super::{Message, field, list, omitzero};
 
 pub(crate) static FIELD_SELECTOR_ATTRIBUTES: Message = Message::new(
     "FieldSelectorAttributes",
-    &[
-        omitzero(1, "rawSelector", Str),
-        list(2, "requirements", Msg(&meta_v1::FIELD_SELECTOR_REQUIREMENT)),
-    ],
+    &[omitzero(1, "rawSelector", Str), list(2, "requirements", Msg(&meta_v1::FIELD_SELECTOR_REQUIREMENT))],
 );
 
 pub(crate) static LABEL_SELECTOR_ATTRIBUTES: Message = Message::new(
     "LabelSelectorAttributes",
-    &[
-        omitzero(1, "rawSelector", Str),
-        list(2, "requirements", Msg(&meta_v1::LABEL_SELECTOR_REQUIREMENT)),
-    ],
+    &[omitzero(1, "rawSelector", Str), list(2, "requirements", Msg(&meta_v1::LABEL_SELECTOR_REQUIREMENT))],
 );
 
-pub(crate) static NON_RESOURCE_ATTRIBUTES: Message = Message::new(
-    "NonResourceAttributes",
-    &[omitzero(1, "path", Str), omitzero(2, "verb", Str)],
-);
+pub(crate) static NON_RESOURCE_ATTRIBUTES: Message =
+    Message::new("NonResourceAttributes", &[omitzero(1, "path", Str), omitzero(2, "verb", Str)]);
 
-pub(crate) static NON_RESOURCE_RULE: Message = Message::new(
-    "NonResourceRule",
-    &[list(1, "verbs", Str), list(2, "nonResourceURLs", Str)],
-);
+pub(crate) static NON_RESOURCE_RULE: Message =
+    Message::new("NonResourceRule", &[list(1, "verbs", Str), list(2, "nonResourceURLs", Str)]);
 
 pub(crate) static RESOURCE_ATTRIBUTES: Message = Message::new(
     "ResourceAttributes",
@@ -47,12 +37,7 @@ pub(crate) static RESOURCE_ATTRIBUTES: Message = Message::new(
 
 pub(crate) static RESOURCE_RULE: Message = Message::new(
     "ResourceRule",
-    &[
-        list(1, "verbs", Str),
-        list(2, "apiGroups", Str),
-        list(3, "resources", Str),
-        list(4, "resourceNames", Str),
-    ],
+    &[list(1, "verbs", Str), list(2, "apiGroups", Str), list(3, "resources", Str), list(4, "resourceNames", Str)],
 );
 
 pub(crate) static SELF_SUBJECT_ACCESS_REVIEW: Message = Message::new(
@@ -81,10 +66,8 @@ pub(crate) static SELF_SUBJECT_RULES_REVIEW: Message = Message::new(
     ],
 );
 
-pub(crate) static SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message::new(
-    "SelfSubjectRulesReviewSpec",
-    &[omitzero(1, "namespace", Str)],
-);
+pub(crate) static SELF_SUBJECT_RULES_REVIEW_SPEC: Message =
+    Message::new("SelfSubjectRulesReviewSpec", &[omitzero(1, "namespace", Str)]);
 
 pub(crate) static SUBJECT_ACCESS_REVIEW_STATUS: Message = Message::new(
     "SubjectAccessReviewStatus",

@@ -60,8 +60,7 @@ pub(crate) static JOB_CONDITION: Message = Message::new(
 
 // Alpha: every field of it is a `scheduling.k8s.io/v1alpha3` type, not
 // covered here, so anything inside is reported as an unknown field.
-pub(crate) static JOB_SCHEDULING_CONFIGURATION: Message =
-    Message::new("JobSchedulingConfiguration", &[]);
+pub(crate) static JOB_SCHEDULING_CONFIGURATION: Message = Message::new("JobSchedulingConfiguration", &[]);
 
 pub(crate) static JOB_SPEC: Message = Message::new(
     "JobSpec",
@@ -96,11 +95,7 @@ pub(crate) static JOB_STATUS: Message = Message::new(
         omitzero(5, "succeeded", I32),
         omitzero(6, "failed", I32),
         omitzero(7, "completedIndexes", Str),
-        field(
-            8,
-            "uncountedTerminatedPods",
-            Msg(&UNCOUNTED_TERMINATED_PODS),
-        ),
+        field(8, "uncountedTerminatedPods", Msg(&UNCOUNTED_TERMINATED_PODS)),
         field(9, "ready", I32),
         field(10, "failedIndexes", Str),
         field(11, "terminating", I32),
@@ -109,62 +104,34 @@ pub(crate) static JOB_STATUS: Message = Message::new(
 
 pub(crate) static JOB_TEMPLATE_SPEC: Message = Message::new(
     "JobTemplateSpec",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "spec", Msg(&JOB_SPEC)),
-    ],
+    &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "spec", Msg(&JOB_SPEC))],
 );
 
-pub(crate) static POD_FAILURE_POLICY: Message = Message::new(
-    "PodFailurePolicy",
-    &[list(1, "rules", Msg(&POD_FAILURE_POLICY_RULE))],
-);
+pub(crate) static POD_FAILURE_POLICY: Message =
+    Message::new("PodFailurePolicy", &[list(1, "rules", Msg(&POD_FAILURE_POLICY_RULE))]);
 
 pub(crate) static POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Message = Message::new(
     "PodFailurePolicyOnExitCodesRequirement",
-    &[
-        field(1, "containerName", Str),
-        field(2, "operator", Str),
-        list(3, "values", I32),
-    ],
+    &[field(1, "containerName", Str), field(2, "operator", Str), list(3, "values", I32)],
 );
 
-pub(crate) static POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Message = Message::new(
-    "PodFailurePolicyOnPodConditionsPattern",
-    &[field(1, "type", Str), field(2, "status", Str)],
-);
+pub(crate) static POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Message =
+    Message::new("PodFailurePolicyOnPodConditionsPattern", &[field(1, "type", Str), field(2, "status", Str)]);
 
 pub(crate) static POD_FAILURE_POLICY_RULE: Message = Message::new(
     "PodFailurePolicyRule",
     &[
         field(1, "action", Str),
-        field(
-            2,
-            "onExitCodes",
-            Msg(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT),
-        ),
-        list(
-            3,
-            "onPodConditions",
-            Msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN),
-        ),
+        field(2, "onExitCodes", Msg(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT)),
+        list(3, "onPodConditions", Msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN)),
     ],
 );
 
-pub(crate) static SUCCESS_POLICY: Message = Message::new(
-    "SuccessPolicy",
-    &[list(1, "rules", Msg(&SUCCESS_POLICY_RULE))],
-);
+pub(crate) static SUCCESS_POLICY: Message =
+    Message::new("SuccessPolicy", &[list(1, "rules", Msg(&SUCCESS_POLICY_RULE))]);
 
-pub(crate) static SUCCESS_POLICY_RULE: Message = Message::new(
-    "SuccessPolicyRule",
-    &[
-        field(1, "succeededIndexes", Str),
-        field(2, "succeededCount", I32),
-    ],
-);
+pub(crate) static SUCCESS_POLICY_RULE: Message =
+    Message::new("SuccessPolicyRule", &[field(1, "succeededIndexes", Str), field(2, "succeededCount", I32)]);
 
-pub(crate) static UNCOUNTED_TERMINATED_PODS: Message = Message::new(
-    "UncountedTerminatedPods",
-    &[list(1, "succeeded", Str), list(2, "failed", Str)],
-);
+pub(crate) static UNCOUNTED_TERMINATED_PODS: Message =
+    Message::new("UncountedTerminatedPods", &[list(1, "succeeded", Str), list(2, "failed", Str)]);

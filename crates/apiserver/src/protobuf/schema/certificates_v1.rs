@@ -41,8 +41,5 @@ pub(crate) static CERTIFICATE_SIGNING_REQUEST_SPEC: Message = Message::new(
 
 pub(crate) static CERTIFICATE_SIGNING_REQUEST_STATUS: Message = Message::new(
     "CertificateSigningRequestStatus",
-    &[
-        list(1, "conditions", Msg(&CERTIFICATE_SIGNING_REQUEST_CONDITION)),
-        omitzero(2, "certificate", Bytes),
-    ],
+    &[list(1, "conditions", Msg(&CERTIFICATE_SIGNING_REQUEST_CONDITION)), omitzero(2, "certificate", Bytes)],
 );

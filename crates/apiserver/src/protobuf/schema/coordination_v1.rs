@@ -4,13 +4,8 @@ use super::Ty::*;
 use super::meta_v1;
 use super::{Message, field};
 
-pub(crate) static LEASE: Message = Message::new(
-    "Lease",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "spec", Msg(&LEASE_SPEC)),
-    ],
-);
+pub(crate) static LEASE: Message =
+    Message::new("Lease", &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "spec", Msg(&LEASE_SPEC))]);
 
 pub(crate) static LEASE_SPEC: Message = Message::new(
     "LeaseSpec",

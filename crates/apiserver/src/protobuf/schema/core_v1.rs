@@ -23,10 +23,8 @@ pub(crate) static AFFINITY: Message = Message::new(
     ],
 );
 
-pub(crate) static APP_ARMOR_PROFILE: Message = Message::new(
-    "AppArmorProfile",
-    &[field(1, "type", Str), field(2, "localhostProfile", Str)],
-);
+pub(crate) static APP_ARMOR_PROFILE: Message =
+    Message::new("AppArmorProfile", &[field(1, "type", Str), field(2, "localhostProfile", Str)]);
 
 pub(crate) static AZURE_DISK_VOLUME_SOURCE: Message = Message::new(
     "AzureDiskVolumeSource",
@@ -42,11 +40,7 @@ pub(crate) static AZURE_DISK_VOLUME_SOURCE: Message = Message::new(
 
 pub(crate) static AZURE_FILE_VOLUME_SOURCE: Message = Message::new(
     "AzureFileVolumeSource",
-    &[
-        field(1, "secretName", Str),
-        field(2, "shareName", Str),
-        omitzero(3, "readOnly", Bool),
-    ],
+    &[field(1, "secretName", Str), field(2, "shareName", Str), omitzero(3, "readOnly", Bool)],
 );
 
 pub(crate) static CSI_VOLUME_SOURCE: Message = Message::new(
@@ -60,8 +54,7 @@ pub(crate) static CSI_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static CAPABILITIES: Message =
-    Message::new("Capabilities", &[list(1, "add", Str), list(2, "drop", Str)]);
+pub(crate) static CAPABILITIES: Message = Message::new("Capabilities", &[list(1, "add", Str), list(2, "drop", Str)]);
 
 pub(crate) static CEPH_FS_VOLUME_SOURCE: Message = Message::new(
     "CephFSVolumeSource",
@@ -85,8 +78,7 @@ pub(crate) static CINDER_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static CLIENT_IP_CONFIG: Message =
-    Message::new("ClientIPConfig", &[field(1, "timeoutSeconds", I32)]);
+pub(crate) static CLIENT_IP_CONFIG: Message = Message::new("ClientIPConfig", &[field(1, "timeoutSeconds", I32)]);
 
 pub(crate) static CLUSTER_TRUST_BUNDLE_PROJECTION: Message = Message::new(
     "ClusterTrustBundleProjection",
@@ -110,30 +102,17 @@ pub(crate) static CONFIG_MAP: Message = Message::new(
     ],
 );
 
-pub(crate) static CONFIG_MAP_ENV_SOURCE: Message = Message::new(
-    "ConfigMapEnvSource",
-    &[
-        inline(1, Msg(&LOCAL_OBJECT_REFERENCE)),
-        field(2, "optional", Bool),
-    ],
-);
+pub(crate) static CONFIG_MAP_ENV_SOURCE: Message =
+    Message::new("ConfigMapEnvSource", &[inline(1, Msg(&LOCAL_OBJECT_REFERENCE)), field(2, "optional", Bool)]);
 
 pub(crate) static CONFIG_MAP_KEY_SELECTOR: Message = Message::new(
     "ConfigMapKeySelector",
-    &[
-        inline(1, Msg(&LOCAL_OBJECT_REFERENCE)),
-        field(2, "key", Str),
-        field(3, "optional", Bool),
-    ],
+    &[inline(1, Msg(&LOCAL_OBJECT_REFERENCE)), field(2, "key", Str), field(3, "optional", Bool)],
 );
 
 pub(crate) static CONFIG_MAP_PROJECTION: Message = Message::new(
     "ConfigMapProjection",
-    &[
-        inline(1, Msg(&LOCAL_OBJECT_REFERENCE)),
-        list(2, "items", Msg(&KEY_TO_PATH)),
-        field(4, "optional", Bool),
-    ],
+    &[inline(1, Msg(&LOCAL_OBJECT_REFERENCE)), list(2, "items", Msg(&KEY_TO_PATH)), field(4, "optional", Bool)],
 );
 
 pub(crate) static CONFIG_MAP_VOLUME_SOURCE: Message = Message::new(
@@ -180,11 +159,7 @@ pub(crate) static CONTAINER: Message = Message::new(
 
 pub(crate) static CONTAINER_EXTENDED_RESOURCE_REQUEST: Message = Message::new(
     "ContainerExtendedResourceRequest",
-    &[
-        field(1, "containerName", Str),
-        field(2, "resourceName", Str),
-        field(3, "requestName", Str),
-    ],
+    &[field(1, "containerName", Str), field(2, "resourceName", Str), field(3, "requestName", Str)],
 );
 
 pub(crate) static CONTAINER_PORT: Message = Message::new(
@@ -198,26 +173,16 @@ pub(crate) static CONTAINER_PORT: Message = Message::new(
     ],
 );
 
-pub(crate) static CONTAINER_RESIZE_POLICY: Message = Message::new(
-    "ContainerResizePolicy",
-    &[
-        field(1, "resourceName", Str),
-        field(2, "restartPolicy", Str),
-    ],
-);
+pub(crate) static CONTAINER_RESIZE_POLICY: Message =
+    Message::new("ContainerResizePolicy", &[field(1, "resourceName", Str), field(2, "restartPolicy", Str)]);
 
 pub(crate) static CONTAINER_RESTART_RULE: Message = Message::new(
     "ContainerRestartRule",
-    &[
-        omitzero(1, "action", Str),
-        field(2, "exitCodes", Msg(&CONTAINER_RESTART_RULE_ON_EXIT_CODES)),
-    ],
+    &[omitzero(1, "action", Str), field(2, "exitCodes", Msg(&CONTAINER_RESTART_RULE_ON_EXIT_CODES))],
 );
 
-pub(crate) static CONTAINER_RESTART_RULE_ON_EXIT_CODES: Message = Message::new(
-    "ContainerRestartRuleOnExitCodes",
-    &[omitzero(1, "operator", Str), list(2, "values", I32)],
-);
+pub(crate) static CONTAINER_RESTART_RULE_ON_EXIT_CODES: Message =
+    Message::new("ContainerRestartRuleOnExitCodes", &[omitzero(1, "operator", Str), list(2, "values", I32)]);
 
 pub(crate) static CONTAINER_STATE: Message = Message::new(
     "ContainerState",
@@ -244,10 +209,8 @@ pub(crate) static CONTAINER_STATE_TERMINATED: Message = Message::new(
     ],
 );
 
-pub(crate) static CONTAINER_STATE_WAITING: Message = Message::new(
-    "ContainerStateWaiting",
-    &[omitzero(1, "reason", Str), omitzero(2, "message", Str)],
-);
+pub(crate) static CONTAINER_STATE_WAITING: Message =
+    Message::new("ContainerStateWaiting", &[omitzero(1, "reason", Str), omitzero(2, "message", Str)]);
 
 pub(crate) static CONTAINER_STATUS: Message = Message::new(
     "ContainerStatus",
@@ -270,15 +233,11 @@ pub(crate) static CONTAINER_STATUS: Message = Message::new(
     ],
 );
 
-pub(crate) static CONTAINER_USER: Message = Message::new(
-    "ContainerUser",
-    &[field(1, "linux", Msg(&LINUX_CONTAINER_USER))],
-);
+pub(crate) static CONTAINER_USER: Message =
+    Message::new("ContainerUser", &[field(1, "linux", Msg(&LINUX_CONTAINER_USER))]);
 
-pub(crate) static DOWNWARD_API_PROJECTION: Message = Message::new(
-    "DownwardAPIProjection",
-    &[list(1, "items", Msg(&DOWNWARD_API_VOLUME_FILE))],
-);
+pub(crate) static DOWNWARD_API_PROJECTION: Message =
+    Message::new("DownwardAPIProjection", &[list(1, "items", Msg(&DOWNWARD_API_VOLUME_FILE))]);
 
 pub(crate) static DOWNWARD_API_VOLUME_FILE: Message = Message::new(
     "DownwardAPIVolumeFile",
@@ -293,20 +252,12 @@ pub(crate) static DOWNWARD_API_VOLUME_FILE: Message = Message::new(
 
 pub(crate) static DOWNWARD_API_VOLUME_SOURCE: Message = Message::new(
     "DownwardAPIVolumeSource",
-    &[
-        list(1, "items", Msg(&DOWNWARD_API_VOLUME_FILE)),
-        field(2, "defaultMode", I32),
-        field(3, "defaultUser", I64),
-    ],
+    &[list(1, "items", Msg(&DOWNWARD_API_VOLUME_FILE)), field(2, "defaultMode", I32), field(3, "defaultUser", I64)],
 );
 
 pub(crate) static EMPTY_DIR_VOLUME_SOURCE: Message = Message::new(
     "EmptyDirVolumeSource",
-    &[
-        omitzero(1, "medium", Str),
-        field(2, "sizeLimit", Quantity),
-        field(3, "mode", I32),
-    ],
+    &[omitzero(1, "medium", Str), field(2, "sizeLimit", Quantity), field(3, "mode", I32)],
 );
 
 pub(crate) static ENV_FROM_SOURCE: Message = Message::new(
@@ -320,11 +271,7 @@ pub(crate) static ENV_FROM_SOURCE: Message = Message::new(
 
 pub(crate) static ENV_VAR: Message = Message::new(
     "EnvVar",
-    &[
-        field(1, "name", Str),
-        omitzero(2, "value", Str),
-        field(3, "valueFrom", Msg(&ENV_VAR_SOURCE)),
-    ],
+    &[field(1, "name", Str), omitzero(2, "value", Str), field(3, "valueFrom", Msg(&ENV_VAR_SOURCE))],
 );
 
 pub(crate) static ENV_VAR_SOURCE: Message = Message::new(
@@ -340,10 +287,7 @@ pub(crate) static ENV_VAR_SOURCE: Message = Message::new(
 
 pub(crate) static EPHEMERAL_CONTAINER: Message = Message::new(
     "EphemeralContainer",
-    &[
-        inline(1, Msg(&EPHEMERAL_CONTAINER_COMMON)),
-        omitzero(2, "targetContainerName", Str),
-    ],
+    &[inline(1, Msg(&EPHEMERAL_CONTAINER_COMMON)), omitzero(2, "targetContainerName", Str)],
 );
 
 pub(crate) static EPHEMERAL_CONTAINER_COMMON: Message = Message::new(
@@ -377,19 +321,11 @@ pub(crate) static EPHEMERAL_CONTAINER_COMMON: Message = Message::new(
     ],
 );
 
-pub(crate) static EPHEMERAL_VOLUME_SOURCE: Message = Message::new(
-    "EphemeralVolumeSource",
-    &[field(
-        1,
-        "volumeClaimTemplate",
-        Msg(&PERSISTENT_VOLUME_CLAIM_TEMPLATE),
-    )],
-);
+pub(crate) static EPHEMERAL_VOLUME_SOURCE: Message =
+    Message::new("EphemeralVolumeSource", &[field(1, "volumeClaimTemplate", Msg(&PERSISTENT_VOLUME_CLAIM_TEMPLATE))]);
 
-pub(crate) static EVICTION_RESPONDER: Message = Message::new(
-    "EvictionResponder",
-    &[field(1, "name", Str), field(2, "priority", I32)],
-);
+pub(crate) static EVICTION_RESPONDER: Message =
+    Message::new("EvictionResponder", &[field(1, "name", Str), field(2, "priority", I32)]);
 
 pub(crate) static EXEC_ACTION: Message = Message::new("ExecAction", &[list(1, "command", Str)]);
 
@@ -406,12 +342,7 @@ pub(crate) static FC_VOLUME_SOURCE: Message = Message::new(
 
 pub(crate) static FILE_KEY_SELECTOR: Message = Message::new(
     "FileKeySelector",
-    &[
-        field(1, "volumeName", Str),
-        field(2, "path", Str),
-        field(3, "key", Str),
-        field(4, "optional", Bool),
-    ],
+    &[field(1, "volumeName", Str), field(2, "path", Str), field(3, "key", Str), field(4, "optional", Bool)],
 );
 
 pub(crate) static FLEX_VOLUME_SOURCE: Message = Message::new(
@@ -425,13 +356,8 @@ pub(crate) static FLEX_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static FLOCKER_VOLUME_SOURCE: Message = Message::new(
-    "FlockerVolumeSource",
-    &[
-        omitzero(1, "datasetName", Str),
-        omitzero(2, "datasetUUID", Str),
-    ],
-);
+pub(crate) static FLOCKER_VOLUME_SOURCE: Message =
+    Message::new("FlockerVolumeSource", &[omitzero(1, "datasetName", Str), omitzero(2, "datasetUUID", Str)]);
 
 pub(crate) static GCE_PERSISTENT_DISK_VOLUME_SOURCE: Message = Message::new(
     "GCEPersistentDiskVolumeSource",
@@ -443,31 +369,17 @@ pub(crate) static GCE_PERSISTENT_DISK_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static GRPC_ACTION: Message = Message::new(
-    "GRPCAction",
-    &[
-        field(1, "port", I32),
-        field(2, "service", Str),
-        field(3, "mode", Str),
-    ],
-);
+pub(crate) static GRPC_ACTION: Message =
+    Message::new("GRPCAction", &[field(1, "port", I32), field(2, "service", Str), field(3, "mode", Str)]);
 
 pub(crate) static GIT_REPO_VOLUME_SOURCE: Message = Message::new(
     "GitRepoVolumeSource",
-    &[
-        field(1, "repository", Str),
-        omitzero(2, "revision", Str),
-        omitzero(3, "directory", Str),
-    ],
+    &[field(1, "repository", Str), omitzero(2, "revision", Str), omitzero(3, "directory", Str)],
 );
 
 pub(crate) static GLUSTERFS_VOLUME_SOURCE: Message = Message::new(
     "GlusterfsVolumeSource",
-    &[
-        field(1, "endpoints", Str),
-        field(2, "path", Str),
-        omitzero(3, "readOnly", Bool),
-    ],
+    &[field(1, "endpoints", Str), field(2, "path", Str), omitzero(3, "readOnly", Bool)],
 );
 
 pub(crate) static HTTP_GET_ACTION: Message = Message::new(
@@ -482,22 +394,14 @@ pub(crate) static HTTP_GET_ACTION: Message = Message::new(
     ],
 );
 
-pub(crate) static HTTP_HEADER: Message = Message::new(
-    "HTTPHeader",
-    &[field(1, "name", Str), field(2, "value", Str)],
-);
+pub(crate) static HTTP_HEADER: Message = Message::new("HTTPHeader", &[field(1, "name", Str), field(2, "value", Str)]);
 
-pub(crate) static HOST_ALIAS: Message = Message::new(
-    "HostAlias",
-    &[field(1, "ip", Str), list(2, "hostnames", Str)],
-);
+pub(crate) static HOST_ALIAS: Message = Message::new("HostAlias", &[field(1, "ip", Str), list(2, "hostnames", Str)]);
 
 pub(crate) static HOST_IP: Message = Message::new("HostIP", &[field(1, "ip", Str)]);
 
-pub(crate) static HOST_PATH_VOLUME_SOURCE: Message = Message::new(
-    "HostPathVolumeSource",
-    &[field(1, "path", Str), field(2, "type", Str)],
-);
+pub(crate) static HOST_PATH_VOLUME_SOURCE: Message =
+    Message::new("HostPathVolumeSource", &[field(1, "path", Str), field(2, "type", Str)]);
 
 pub(crate) static ISCSI_VOLUME_SOURCE: Message = Message::new(
     "ISCSIVolumeSource",
@@ -516,25 +420,14 @@ pub(crate) static ISCSI_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static IMAGE_VOLUME_SOURCE: Message = Message::new(
-    "ImageVolumeSource",
-    &[
-        omitzero(1, "reference", Str),
-        omitzero(2, "pullPolicy", Str),
-    ],
-);
+pub(crate) static IMAGE_VOLUME_SOURCE: Message =
+    Message::new("ImageVolumeSource", &[omitzero(1, "reference", Str), omitzero(2, "pullPolicy", Str)]);
 
-pub(crate) static IMAGE_VOLUME_STATUS: Message =
-    Message::new("ImageVolumeStatus", &[omitzero(1, "imageRef", Str)]);
+pub(crate) static IMAGE_VOLUME_STATUS: Message = Message::new("ImageVolumeStatus", &[omitzero(1, "imageRef", Str)]);
 
 pub(crate) static KEY_TO_PATH: Message = Message::new(
     "KeyToPath",
-    &[
-        field(1, "key", Str),
-        field(2, "path", Str),
-        field(3, "mode", I32),
-        field(4, "user", I64),
-    ],
+    &[field(1, "key", Str), field(2, "path", Str), field(3, "mode", I32), field(4, "user", I64)],
 );
 
 pub(crate) static LIFECYCLE: Message = Message::new(
@@ -558,11 +451,7 @@ pub(crate) static LIFECYCLE_HANDLER: Message = Message::new(
 
 pub(crate) static LINUX_CONTAINER_USER: Message = Message::new(
     "LinuxContainerUser",
-    &[
-        field(1, "uid", I64),
-        field(2, "gid", I64),
-        list(3, "supplementalGroups", I64),
-    ],
+    &[field(1, "uid", I64), field(2, "gid", I64), list(3, "supplementalGroups", I64)],
 );
 
 pub(crate) static LOAD_BALANCER_INGRESS: Message = Message::new(
@@ -575,30 +464,16 @@ pub(crate) static LOAD_BALANCER_INGRESS: Message = Message::new(
     ],
 );
 
-pub(crate) static LOAD_BALANCER_STATUS: Message = Message::new(
-    "LoadBalancerStatus",
-    &[list(1, "ingress", Msg(&LOAD_BALANCER_INGRESS))],
-);
+pub(crate) static LOAD_BALANCER_STATUS: Message =
+    Message::new("LoadBalancerStatus", &[list(1, "ingress", Msg(&LOAD_BALANCER_INGRESS))]);
 
-pub(crate) static LOCAL_OBJECT_REFERENCE: Message =
-    Message::new("LocalObjectReference", &[omitzero(1, "name", Str)]);
+pub(crate) static LOCAL_OBJECT_REFERENCE: Message = Message::new("LocalObjectReference", &[omitzero(1, "name", Str)]);
 
-pub(crate) static MODIFY_VOLUME_STATUS: Message = Message::new(
-    "ModifyVolumeStatus",
-    &[
-        omitzero(1, "targetVolumeAttributesClassName", Str),
-        field(2, "status", Str),
-    ],
-);
+pub(crate) static MODIFY_VOLUME_STATUS: Message =
+    Message::new("ModifyVolumeStatus", &[omitzero(1, "targetVolumeAttributesClassName", Str), field(2, "status", Str)]);
 
-pub(crate) static NFS_VOLUME_SOURCE: Message = Message::new(
-    "NFSVolumeSource",
-    &[
-        field(1, "server", Str),
-        field(2, "path", Str),
-        omitzero(3, "readOnly", Bool),
-    ],
-);
+pub(crate) static NFS_VOLUME_SOURCE: Message =
+    Message::new("NFSVolumeSource", &[field(1, "server", Str), field(2, "path", Str), omitzero(3, "readOnly", Bool)]);
 
 pub(crate) static NAMESPACE: Message = Message::new(
     "Namespace",
@@ -620,45 +495,25 @@ pub(crate) static NAMESPACE_CONDITION: Message = Message::new(
     ],
 );
 
-pub(crate) static NAMESPACE_SPEC: Message =
-    Message::new("NamespaceSpec", &[list(1, "finalizers", Str)]);
+pub(crate) static NAMESPACE_SPEC: Message = Message::new("NamespaceSpec", &[list(1, "finalizers", Str)]);
 
-pub(crate) static NAMESPACE_STATUS: Message = Message::new(
-    "NamespaceStatus",
-    &[
-        omitzero(1, "phase", Str),
-        list(2, "conditions", Msg(&NAMESPACE_CONDITION)),
-    ],
-);
+pub(crate) static NAMESPACE_STATUS: Message =
+    Message::new("NamespaceStatus", &[omitzero(1, "phase", Str), list(2, "conditions", Msg(&NAMESPACE_CONDITION))]);
 
 pub(crate) static NODE_AFFINITY: Message = Message::new(
     "NodeAffinity",
     &[
-        field(
-            1,
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            Msg(&NODE_SELECTOR),
-        ),
-        list(
-            2,
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            Msg(&PREFERRED_SCHEDULING_TERM),
-        ),
+        field(1, "requiredDuringSchedulingIgnoredDuringExecution", Msg(&NODE_SELECTOR)),
+        list(2, "preferredDuringSchedulingIgnoredDuringExecution", Msg(&PREFERRED_SCHEDULING_TERM)),
     ],
 );
 
-pub(crate) static NODE_ALLOCATABLE_MAPPED_RESOURCES: Message = Message::new(
-    "NodeAllocatableMappedResources",
-    &[field(1, "name", Str), field(2, "quantity", Quantity)],
-);
+pub(crate) static NODE_ALLOCATABLE_MAPPED_RESOURCES: Message =
+    Message::new("NodeAllocatableMappedResources", &[field(1, "name", Str), field(2, "quantity", Quantity)]);
 
 pub(crate) static NODE_ALLOCATABLE_OVERHEAD_RESOURCES: Message = Message::new(
     "NodeAllocatableOverheadResources",
-    &[
-        field(1, "name", Str),
-        field(2, "perPod", Quantity),
-        field(3, "perContainer", Quantity),
-    ],
+    &[field(1, "name", Str), field(2, "perPod", Quantity), field(3, "perContainer", Quantity)],
 );
 
 pub(crate) static NODE_ALLOCATABLE_RESOURCE_CLAIM_STATUS: Message = Message::new(
@@ -671,19 +526,11 @@ pub(crate) static NODE_ALLOCATABLE_RESOURCE_CLAIM_STATUS: Message = Message::new
     ],
 );
 
-pub(crate) static NODE_SELECTOR: Message = Message::new(
-    "NodeSelector",
-    &[list(1, "nodeSelectorTerms", Msg(&NODE_SELECTOR_TERM))],
-);
+pub(crate) static NODE_SELECTOR: Message =
+    Message::new("NodeSelector", &[list(1, "nodeSelectorTerms", Msg(&NODE_SELECTOR_TERM))]);
 
-pub(crate) static NODE_SELECTOR_REQUIREMENT: Message = Message::new(
-    "NodeSelectorRequirement",
-    &[
-        field(1, "key", Str),
-        field(2, "operator", Str),
-        list(3, "values", Str),
-    ],
-);
+pub(crate) static NODE_SELECTOR_REQUIREMENT: Message =
+    Message::new("NodeSelectorRequirement", &[field(1, "key", Str), field(2, "operator", Str), list(3, "values", Str)]);
 
 pub(crate) static NODE_SELECTOR_TERM: Message = Message::new(
     "NodeSelectorTerm",
@@ -693,10 +540,8 @@ pub(crate) static NODE_SELECTOR_TERM: Message = Message::new(
     ],
 );
 
-pub(crate) static OBJECT_FIELD_SELECTOR: Message = Message::new(
-    "ObjectFieldSelector",
-    &[omitzero(1, "apiVersion", Str), field(2, "fieldPath", Str)],
-);
+pub(crate) static OBJECT_FIELD_SELECTOR: Message =
+    Message::new("ObjectFieldSelector", &[omitzero(1, "apiVersion", Str), field(2, "fieldPath", Str)]);
 
 pub(crate) static OBJECT_REFERENCE: Message = Message::new(
     "ObjectReference",
@@ -764,21 +609,14 @@ pub(crate) static PERSISTENT_VOLUME_CLAIM_STATUS: Message = Message::new(
 
 pub(crate) static PERSISTENT_VOLUME_CLAIM_TEMPLATE: Message = Message::new(
     "PersistentVolumeClaimTemplate",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "spec", Msg(&PERSISTENT_VOLUME_CLAIM_SPEC)),
-    ],
+    &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "spec", Msg(&PERSISTENT_VOLUME_CLAIM_SPEC))],
 );
 
-pub(crate) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Message = Message::new(
-    "PersistentVolumeClaimVolumeSource",
-    &[field(1, "claimName", Str), omitzero(2, "readOnly", Bool)],
-);
+pub(crate) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Message =
+    Message::new("PersistentVolumeClaimVolumeSource", &[field(1, "claimName", Str), omitzero(2, "readOnly", Bool)]);
 
-pub(crate) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Message = Message::new(
-    "PhotonPersistentDiskVolumeSource",
-    &[field(1, "pdID", Str), omitzero(2, "fsType", Str)],
-);
+pub(crate) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Message =
+    Message::new("PhotonPersistentDiskVolumeSource", &[field(1, "pdID", Str), omitzero(2, "fsType", Str)]);
 
 pub(crate) static POD: Message = Message::new(
     "Pod",
@@ -792,16 +630,8 @@ pub(crate) static POD: Message = Message::new(
 pub(crate) static POD_AFFINITY: Message = Message::new(
     "PodAffinity",
     &[
-        list(
-            1,
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            Msg(&POD_AFFINITY_TERM),
-        ),
-        list(
-            2,
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            Msg(&WEIGHTED_POD_AFFINITY_TERM),
-        ),
+        list(1, "requiredDuringSchedulingIgnoredDuringExecution", Msg(&POD_AFFINITY_TERM)),
+        list(2, "preferredDuringSchedulingIgnoredDuringExecution", Msg(&WEIGHTED_POD_AFFINITY_TERM)),
     ],
 );
 
@@ -820,16 +650,8 @@ pub(crate) static POD_AFFINITY_TERM: Message = Message::new(
 pub(crate) static POD_ANTI_AFFINITY: Message = Message::new(
     "PodAntiAffinity",
     &[
-        list(
-            1,
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            Msg(&POD_AFFINITY_TERM),
-        ),
-        list(
-            2,
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            Msg(&WEIGHTED_POD_AFFINITY_TERM),
-        ),
+        list(1, "requiredDuringSchedulingIgnoredDuringExecution", Msg(&POD_AFFINITY_TERM)),
+        list(2, "preferredDuringSchedulingIgnoredDuringExecution", Msg(&WEIGHTED_POD_AFFINITY_TERM)),
     ],
 );
 
@@ -862,56 +684,34 @@ pub(crate) static POD_CONDITION: Message = Message::new(
 
 pub(crate) static POD_DNS_CONFIG: Message = Message::new(
     "PodDNSConfig",
-    &[
-        list(1, "nameservers", Str),
-        list(2, "searches", Str),
-        list(3, "options", Msg(&POD_DNS_CONFIG_OPTION)),
-    ],
+    &[list(1, "nameservers", Str), list(2, "searches", Str), list(3, "options", Msg(&POD_DNS_CONFIG_OPTION))],
 );
 
-pub(crate) static POD_DNS_CONFIG_OPTION: Message = Message::new(
-    "PodDNSConfigOption",
-    &[omitzero(1, "name", Str), field(2, "value", Str)],
-);
+pub(crate) static POD_DNS_CONFIG_OPTION: Message =
+    Message::new("PodDNSConfigOption", &[omitzero(1, "name", Str), field(2, "value", Str)]);
 
 pub(crate) static POD_EXTENDED_RESOURCE_CLAIM_STATUS: Message = Message::new(
     "PodExtendedResourceClaimStatus",
-    &[
-        list(
-            1,
-            "requestMappings",
-            Msg(&CONTAINER_EXTENDED_RESOURCE_REQUEST),
-        ),
-        field(2, "resourceClaimName", Str),
-    ],
+    &[list(1, "requestMappings", Msg(&CONTAINER_EXTENDED_RESOURCE_REQUEST)), field(2, "resourceClaimName", Str)],
 );
 
 pub(crate) static POD_IP: Message = Message::new("PodIP", &[field(1, "ip", Str)]);
 
 pub(crate) static POD_OS: Message = Message::new("PodOS", &[field(1, "name", Str)]);
 
-pub(crate) static POD_READINESS_GATE: Message =
-    Message::new("PodReadinessGate", &[field(1, "conditionType", Str)]);
+pub(crate) static POD_READINESS_GATE: Message = Message::new("PodReadinessGate", &[field(1, "conditionType", Str)]);
 
 pub(crate) static POD_RESOURCE_CLAIM: Message = Message::new(
     "PodResourceClaim",
-    &[
-        field(1, "name", Str),
-        field(3, "resourceClaimName", Str),
-        field(4, "resourceClaimTemplateName", Str),
-    ],
+    &[field(1, "name", Str), field(3, "resourceClaimName", Str), field(4, "resourceClaimTemplateName", Str)],
 );
 
-pub(crate) static POD_RESOURCE_CLAIM_STATUS: Message = Message::new(
-    "PodResourceClaimStatus",
-    &[field(1, "name", Str), field(2, "resourceClaimName", Str)],
-);
+pub(crate) static POD_RESOURCE_CLAIM_STATUS: Message =
+    Message::new("PodResourceClaimStatus", &[field(1, "name", Str), field(2, "resourceClaimName", Str)]);
 
-pub(crate) static POD_SCHEDULING_GATE: Message =
-    Message::new("PodSchedulingGate", &[field(1, "name", Str)]);
+pub(crate) static POD_SCHEDULING_GATE: Message = Message::new("PodSchedulingGate", &[field(1, "name", Str)]);
 
-pub(crate) static POD_SCHEDULING_GROUP: Message =
-    Message::new("PodSchedulingGroup", &[field(1, "podGroupName", Str)]);
+pub(crate) static POD_SCHEDULING_GROUP: Message = Message::new("PodSchedulingGroup", &[field(1, "podGroupName", Str)]);
 
 pub(crate) static POD_SECURITY_CONTEXT: Message = Message::new(
     "PodSecurityContext",
@@ -967,11 +767,7 @@ pub(crate) static POD_SPEC: Message = Message::new(
         field(30, "enableServiceLinks", Bool),
         field(31, "preemptionPolicy", Str),
         map(32, "overhead", Quantity),
-        list(
-            33,
-            "topologySpreadConstraints",
-            Msg(&TOPOLOGY_SPREAD_CONSTRAINT),
-        ),
+        list(33, "topologySpreadConstraints", Msg(&TOPOLOGY_SPREAD_CONSTRAINT)),
         list(34, "ephemeralContainers", Msg(&EPHEMERAL_CONTAINER)),
         field(35, "setHostnameAsFQDN", Bool),
         field(36, "os", Msg(&POD_OS)),
@@ -1005,28 +801,17 @@ pub(crate) static POD_STATUS: Message = Message::new(
         list(15, "resourceClaimStatuses", Msg(&POD_RESOURCE_CLAIM_STATUS)),
         list(16, "hostIPs", Msg(&HOST_IP)),
         omitzero(17, "observedGeneration", I64),
-        field(
-            18,
-            "extendedResourceClaimStatus",
-            Msg(&POD_EXTENDED_RESOURCE_CLAIM_STATUS),
-        ),
+        field(18, "extendedResourceClaimStatus", Msg(&POD_EXTENDED_RESOURCE_CLAIM_STATUS)),
         map(19, "allocatedResources", Quantity),
         field(20, "resources", Msg(&RESOURCE_REQUIREMENTS)),
-        list(
-            21,
-            "nodeAllocatableResourceClaimStatuses",
-            Msg(&NODE_ALLOCATABLE_RESOURCE_CLAIM_STATUS),
-        ),
+        list(21, "nodeAllocatableResourceClaimStatuses", Msg(&NODE_ALLOCATABLE_RESOURCE_CLAIM_STATUS)),
         list(22, "volumeHealth", Msg(&POD_VOLUME_HEALTH)),
     ],
 );
 
 pub(crate) static POD_TEMPLATE_SPEC: Message = Message::new(
     "PodTemplateSpec",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "spec", Msg(&POD_SPEC)),
-    ],
+    &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "spec", Msg(&POD_SPEC))],
 );
 
 pub(crate) static POD_VOLUME_HEALTH: Message = Message::new(
@@ -1038,30 +823,17 @@ pub(crate) static POD_VOLUME_HEALTH: Message = Message::new(
     ],
 );
 
-pub(crate) static PORT_STATUS: Message = Message::new(
-    "PortStatus",
-    &[
-        field(1, "port", I32),
-        field(2, "protocol", Str),
-        field(3, "error", Str),
-    ],
-);
+pub(crate) static PORT_STATUS: Message =
+    Message::new("PortStatus", &[field(1, "port", I32), field(2, "protocol", Str), field(3, "error", Str)]);
 
 pub(crate) static PORTWORX_VOLUME_SOURCE: Message = Message::new(
     "PortworxVolumeSource",
-    &[
-        field(1, "volumeID", Str),
-        omitzero(2, "fsType", Str),
-        omitzero(3, "readOnly", Bool),
-    ],
+    &[field(1, "volumeID", Str), omitzero(2, "fsType", Str), omitzero(3, "readOnly", Bool)],
 );
 
 pub(crate) static PREFERRED_SCHEDULING_TERM: Message = Message::new(
     "PreferredSchedulingTerm",
-    &[
-        field(1, "weight", I32),
-        field(2, "preference", Msg(&NODE_SELECTOR_TERM)),
-    ],
+    &[field(1, "weight", I32), field(2, "preference", Msg(&NODE_SELECTOR_TERM))],
 );
 
 pub(crate) static PROBE: Message = Message::new(
@@ -1089,11 +861,7 @@ pub(crate) static PROBE_HANDLER: Message = Message::new(
 
 pub(crate) static PROJECTED_VOLUME_SOURCE: Message = Message::new(
     "ProjectedVolumeSource",
-    &[
-        list(1, "sources", Msg(&VOLUME_PROJECTION)),
-        field(2, "defaultMode", I32),
-        field(3, "defaultUser", I64),
-    ],
+    &[list(1, "sources", Msg(&VOLUME_PROJECTION)), field(2, "defaultMode", I32), field(3, "defaultUser", I64)],
 );
 
 pub(crate) static QUOBYTE_VOLUME_SOURCE: Message = Message::new(
@@ -1122,27 +890,17 @@ pub(crate) static RBD_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static RESOURCE_CLAIM: Message = Message::new(
-    "ResourceClaim",
-    &[field(1, "name", Str), omitzero(2, "request", Str)],
-);
+pub(crate) static RESOURCE_CLAIM: Message =
+    Message::new("ResourceClaim", &[field(1, "name", Str), omitzero(2, "request", Str)]);
 
 pub(crate) static RESOURCE_FIELD_SELECTOR: Message = Message::new(
     "ResourceFieldSelector",
-    &[
-        omitzero(1, "containerName", Str),
-        field(2, "resource", Str),
-        field(3, "divisor", Quantity),
-    ],
+    &[omitzero(1, "containerName", Str), field(2, "resource", Str), field(3, "divisor", Quantity)],
 );
 
 pub(crate) static RESOURCE_HEALTH: Message = Message::new(
     "ResourceHealth",
-    &[
-        field(1, "resourceID", Str),
-        omitzero(2, "health", Str),
-        field(6, "message", Str),
-    ],
+    &[field(1, "resourceID", Str), omitzero(2, "health", Str), field(6, "message", Str)],
 );
 
 pub(crate) static RESOURCE_QUOTA: Message = Message::new(
@@ -1156,43 +914,23 @@ pub(crate) static RESOURCE_QUOTA: Message = Message::new(
 
 pub(crate) static RESOURCE_QUOTA_SPEC: Message = Message::new(
     "ResourceQuotaSpec",
-    &[
-        map(1, "hard", Quantity),
-        list(2, "scopes", Str),
-        field(3, "scopeSelector", Msg(&SCOPE_SELECTOR)),
-    ],
+    &[map(1, "hard", Quantity), list(2, "scopes", Str), field(3, "scopeSelector", Msg(&SCOPE_SELECTOR))],
 );
 
-pub(crate) static RESOURCE_QUOTA_STATUS: Message = Message::new(
-    "ResourceQuotaStatus",
-    &[map(1, "hard", Quantity), map(2, "used", Quantity)],
-);
+pub(crate) static RESOURCE_QUOTA_STATUS: Message =
+    Message::new("ResourceQuotaStatus", &[map(1, "hard", Quantity), map(2, "used", Quantity)]);
 
 pub(crate) static RESOURCE_REQUIREMENTS: Message = Message::new(
     "ResourceRequirements",
-    &[
-        map(1, "limits", Quantity),
-        map(2, "requests", Quantity),
-        list(3, "claims", Msg(&RESOURCE_CLAIM)),
-    ],
+    &[map(1, "limits", Quantity), map(2, "requests", Quantity), list(3, "claims", Msg(&RESOURCE_CLAIM))],
 );
 
-pub(crate) static RESOURCE_STATUS: Message = Message::new(
-    "ResourceStatus",
-    &[
-        field(1, "name", Str),
-        list(2, "resources", Msg(&RESOURCE_HEALTH)),
-    ],
-);
+pub(crate) static RESOURCE_STATUS: Message =
+    Message::new("ResourceStatus", &[field(1, "name", Str), list(2, "resources", Msg(&RESOURCE_HEALTH))]);
 
 pub(crate) static SE_LINUX_OPTIONS: Message = Message::new(
     "SELinuxOptions",
-    &[
-        omitzero(1, "user", Str),
-        omitzero(2, "role", Str),
-        omitzero(3, "type", Str),
-        omitzero(4, "level", Str),
-    ],
+    &[omitzero(1, "user", Str), omitzero(2, "role", Str), omitzero(3, "type", Str), omitzero(4, "level", Str)],
 );
 
 pub(crate) static SCALE_IO_VOLUME_SOURCE: Message = Message::new(
@@ -1211,28 +949,16 @@ pub(crate) static SCALE_IO_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static SCOPE_SELECTOR: Message = Message::new(
-    "ScopeSelector",
-    &[list(
-        1,
-        "matchExpressions",
-        Msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT),
-    )],
-);
+pub(crate) static SCOPE_SELECTOR: Message =
+    Message::new("ScopeSelector", &[list(1, "matchExpressions", Msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT))]);
 
 pub(crate) static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Message = Message::new(
     "ScopedResourceSelectorRequirement",
-    &[
-        field(1, "scopeName", Str),
-        field(2, "operator", Str),
-        list(3, "values", Str),
-    ],
+    &[field(1, "scopeName", Str), field(2, "operator", Str), list(3, "values", Str)],
 );
 
-pub(crate) static SECCOMP_PROFILE: Message = Message::new(
-    "SeccompProfile",
-    &[field(1, "type", Str), field(2, "localhostProfile", Str)],
-);
+pub(crate) static SECCOMP_PROFILE: Message =
+    Message::new("SeccompProfile", &[field(1, "type", Str), field(2, "localhostProfile", Str)]);
 
 pub(crate) static SECRET: Message = Message::new(
     "Secret",
@@ -1245,30 +971,17 @@ pub(crate) static SECRET: Message = Message::new(
     ],
 );
 
-pub(crate) static SECRET_ENV_SOURCE: Message = Message::new(
-    "SecretEnvSource",
-    &[
-        inline(1, Msg(&LOCAL_OBJECT_REFERENCE)),
-        field(2, "optional", Bool),
-    ],
-);
+pub(crate) static SECRET_ENV_SOURCE: Message =
+    Message::new("SecretEnvSource", &[inline(1, Msg(&LOCAL_OBJECT_REFERENCE)), field(2, "optional", Bool)]);
 
 pub(crate) static SECRET_KEY_SELECTOR: Message = Message::new(
     "SecretKeySelector",
-    &[
-        inline(1, Msg(&LOCAL_OBJECT_REFERENCE)),
-        field(2, "key", Str),
-        field(3, "optional", Bool),
-    ],
+    &[inline(1, Msg(&LOCAL_OBJECT_REFERENCE)), field(2, "key", Str), field(3, "optional", Bool)],
 );
 
 pub(crate) static SECRET_PROJECTION: Message = Message::new(
     "SecretProjection",
-    &[
-        inline(1, Msg(&LOCAL_OBJECT_REFERENCE)),
-        list(2, "items", Msg(&KEY_TO_PATH)),
-        field(4, "optional", Bool),
-    ],
+    &[inline(1, Msg(&LOCAL_OBJECT_REFERENCE)), list(2, "items", Msg(&KEY_TO_PATH)), field(4, "optional", Bool)],
 );
 
 pub(crate) static SECRET_VOLUME_SOURCE: Message = Message::new(
@@ -1321,12 +1034,7 @@ pub(crate) static SERVICE_ACCOUNT: Message = Message::new(
 
 pub(crate) static SERVICE_ACCOUNT_TOKEN_PROJECTION: Message = Message::new(
     "ServiceAccountTokenProjection",
-    &[
-        omitzero(1, "audience", Str),
-        field(2, "expirationSeconds", I64),
-        field(3, "path", Str),
-        field(4, "user", I64),
-    ],
+    &[omitzero(1, "audience", Str), field(2, "expirationSeconds", I64), field(3, "path", Str), field(4, "user", I64)],
 );
 
 pub(crate) static SERVICE_PORT: Message = Message::new(
@@ -1369,16 +1077,11 @@ pub(crate) static SERVICE_SPEC: Message = Message::new(
 
 pub(crate) static SERVICE_STATUS: Message = Message::new(
     "ServiceStatus",
-    &[
-        field(1, "loadBalancer", Msg(&LOAD_BALANCER_STATUS)),
-        list(2, "conditions", Msg(&meta_v1::CONDITION)),
-    ],
+    &[field(1, "loadBalancer", Msg(&LOAD_BALANCER_STATUS)), list(2, "conditions", Msg(&meta_v1::CONDITION))],
 );
 
-pub(crate) static SESSION_AFFINITY_CONFIG: Message = Message::new(
-    "SessionAffinityConfig",
-    &[field(1, "clientIP", Msg(&CLIENT_IP_CONFIG))],
-);
+pub(crate) static SESSION_AFFINITY_CONFIG: Message =
+    Message::new("SessionAffinityConfig", &[field(1, "clientIP", Msg(&CLIENT_IP_CONFIG))]);
 
 pub(crate) static SLEEP_ACTION: Message = Message::new("SleepAction", &[field(1, "seconds", I64)]);
 
@@ -1393,13 +1096,10 @@ pub(crate) static STORAGE_OS_VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static SYSCTL: Message =
-    Message::new("Sysctl", &[field(1, "name", Str), field(2, "value", Str)]);
+pub(crate) static SYSCTL: Message = Message::new("Sysctl", &[field(1, "name", Str), field(2, "value", Str)]);
 
-pub(crate) static TCP_SOCKET_ACTION: Message = Message::new(
-    "TCPSocketAction",
-    &[field(1, "port", IntOrString), omitzero(2, "host", Str)],
-);
+pub(crate) static TCP_SOCKET_ACTION: Message =
+    Message::new("TCPSocketAction", &[field(1, "port", IntOrString), omitzero(2, "host", Str)]);
 
 pub(crate) static TOLERATION: Message = Message::new(
     "Toleration",
@@ -1428,48 +1128,27 @@ pub(crate) static TOPOLOGY_SPREAD_CONSTRAINT: Message = Message::new(
 
 pub(crate) static TYPED_LOCAL_OBJECT_REFERENCE: Message = Message::new(
     "TypedLocalObjectReference",
-    &[
-        field(1, "apiGroup", Str),
-        field(2, "kind", Str),
-        field(3, "name", Str),
-    ],
+    &[field(1, "apiGroup", Str), field(2, "kind", Str), field(3, "name", Str)],
 );
 
 pub(crate) static TYPED_OBJECT_REFERENCE: Message = Message::new(
     "TypedObjectReference",
-    &[
-        field(1, "apiGroup", Str),
-        field(2, "kind", Str),
-        field(3, "name", Str),
-        field(4, "namespace", Str),
-    ],
+    &[field(1, "apiGroup", Str), field(2, "kind", Str), field(3, "name", Str), field(4, "namespace", Str)],
 );
 
-pub(crate) static VOLUME: Message = Message::new(
-    "Volume",
-    &[field(1, "name", Str), inline(2, Msg(&VOLUME_SOURCE))],
-);
+pub(crate) static VOLUME: Message = Message::new("Volume", &[field(1, "name", Str), inline(2, Msg(&VOLUME_SOURCE))]);
 
-pub(crate) static VOLUME_DEVICE: Message = Message::new(
-    "VolumeDevice",
-    &[field(1, "name", Str), field(2, "devicePath", Str)],
-);
+pub(crate) static VOLUME_DEVICE: Message =
+    Message::new("VolumeDevice", &[field(1, "name", Str), field(2, "devicePath", Str)]);
 
 pub(crate) static VOLUME_HEALTH_CONDITION: Message = Message::new(
     "VolumeHealthCondition",
-    &[
-        field(1, "status", Str),
-        field(2, "reason", Str),
-        omitzero(3, "message", Str),
-    ],
+    &[field(1, "status", Str), field(2, "reason", Str), omitzero(3, "message", Str)],
 );
 
 pub(crate) static VOLUME_HEALTH_STATUS: Message = Message::new(
     "VolumeHealthStatus",
-    &[
-        list(1, "healthConditions", Msg(&VOLUME_HEALTH_CONDITION)),
-        field(2, "lastTransitionTime", Time),
-    ],
+    &[list(1, "healthConditions", Msg(&VOLUME_HEALTH_CONDITION)), field(2, "lastTransitionTime", Time)],
 );
 
 pub(crate) static VOLUME_MOUNT: Message = Message::new(
@@ -1503,50 +1182,28 @@ pub(crate) static VOLUME_PROJECTION: Message = Message::new(
         field(1, "secret", Msg(&SECRET_PROJECTION)),
         field(2, "downwardAPI", Msg(&DOWNWARD_API_PROJECTION)),
         field(3, "configMap", Msg(&CONFIG_MAP_PROJECTION)),
-        field(
-            4,
-            "serviceAccountToken",
-            Msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION),
-        ),
-        field(
-            5,
-            "clusterTrustBundle",
-            Msg(&CLUSTER_TRUST_BUNDLE_PROJECTION),
-        ),
+        field(4, "serviceAccountToken", Msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION)),
+        field(5, "clusterTrustBundle", Msg(&CLUSTER_TRUST_BUNDLE_PROJECTION)),
         field(6, "podCertificate", Msg(&POD_CERTIFICATE_PROJECTION)),
     ],
 );
 
-pub(crate) static VOLUME_RESOURCE_REQUIREMENTS: Message = Message::new(
-    "VolumeResourceRequirements",
-    &[map(1, "limits", Quantity), map(2, "requests", Quantity)],
-);
+pub(crate) static VOLUME_RESOURCE_REQUIREMENTS: Message =
+    Message::new("VolumeResourceRequirements", &[map(1, "limits", Quantity), map(2, "requests", Quantity)]);
 
 pub(crate) static VOLUME_SOURCE: Message = Message::new(
     "VolumeSource",
     &[
         field(1, "hostPath", Msg(&HOST_PATH_VOLUME_SOURCE)),
         field(2, "emptyDir", Msg(&EMPTY_DIR_VOLUME_SOURCE)),
-        field(
-            3,
-            "gcePersistentDisk",
-            Msg(&GCE_PERSISTENT_DISK_VOLUME_SOURCE),
-        ),
-        field(
-            4,
-            "awsElasticBlockStore",
-            Msg(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE),
-        ),
+        field(3, "gcePersistentDisk", Msg(&GCE_PERSISTENT_DISK_VOLUME_SOURCE)),
+        field(4, "awsElasticBlockStore", Msg(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE)),
         field(5, "gitRepo", Msg(&GIT_REPO_VOLUME_SOURCE)),
         field(6, "secret", Msg(&SECRET_VOLUME_SOURCE)),
         field(7, "nfs", Msg(&NFS_VOLUME_SOURCE)),
         field(8, "iscsi", Msg(&ISCSI_VOLUME_SOURCE)),
         field(9, "glusterfs", Msg(&GLUSTERFS_VOLUME_SOURCE)),
-        field(
-            10,
-            "persistentVolumeClaim",
-            Msg(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE),
-        ),
+        field(10, "persistentVolumeClaim", Msg(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE)),
         field(11, "rbd", Msg(&RBD_VOLUME_SOURCE)),
         field(12, "flexVolume", Msg(&FLEX_VOLUME_SOURCE)),
         field(13, "cinder", Msg(&CINDER_VOLUME_SOURCE)),
@@ -1556,18 +1213,10 @@ pub(crate) static VOLUME_SOURCE: Message = Message::new(
         field(17, "fc", Msg(&FC_VOLUME_SOURCE)),
         field(18, "azureFile", Msg(&AZURE_FILE_VOLUME_SOURCE)),
         field(19, "configMap", Msg(&CONFIG_MAP_VOLUME_SOURCE)),
-        field(
-            20,
-            "vsphereVolume",
-            Msg(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE),
-        ),
+        field(20, "vsphereVolume", Msg(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE)),
         field(21, "quobyte", Msg(&QUOBYTE_VOLUME_SOURCE)),
         field(22, "azureDisk", Msg(&AZURE_DISK_VOLUME_SOURCE)),
-        field(
-            23,
-            "photonPersistentDisk",
-            Msg(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE),
-        ),
+        field(23, "photonPersistentDisk", Msg(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
         field(24, "portworxVolume", Msg(&PORTWORX_VOLUME_SOURCE)),
         field(25, "scaleIO", Msg(&SCALE_IO_VOLUME_SOURCE)),
         field(26, "projected", Msg(&PROJECTED_VOLUME_SOURCE)),
@@ -1578,10 +1227,8 @@ pub(crate) static VOLUME_SOURCE: Message = Message::new(
     ],
 );
 
-pub(crate) static VOLUME_STATUS: Message = Message::new(
-    "VolumeStatus",
-    &[field(1, "image", Msg(&IMAGE_VOLUME_STATUS))],
-);
+pub(crate) static VOLUME_STATUS: Message =
+    Message::new("VolumeStatus", &[field(1, "image", Msg(&IMAGE_VOLUME_STATUS))]);
 
 pub(crate) static VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE: Message = Message::new(
     "VsphereVirtualDiskVolumeSource",
@@ -1595,10 +1242,7 @@ pub(crate) static VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE: Message = Message::new(
 
 pub(crate) static WEIGHTED_POD_AFFINITY_TERM: Message = Message::new(
     "WeightedPodAffinityTerm",
-    &[
-        field(1, "weight", I32),
-        field(2, "podAffinityTerm", Msg(&POD_AFFINITY_TERM)),
-    ],
+    &[field(1, "weight", I32), field(2, "podAffinityTerm", Msg(&POD_AFFINITY_TERM))],
 );
 
 pub(crate) static WINDOWS_SECURITY_CONTEXT_OPTIONS: Message = Message::new(

@@ -29,28 +29,17 @@ pub(crate) static DELETE_OPTIONS: Message = Message::new(
 
 pub(crate) static FIELD_SELECTOR_REQUIREMENT: Message = Message::new(
     "FieldSelectorRequirement",
-    &[
-        field(1, "key", Str),
-        field(2, "operator", Str),
-        list(3, "values", Str),
-    ],
+    &[field(1, "key", Str), field(2, "operator", Str), list(3, "values", Str)],
 );
 
 pub(crate) static LABEL_SELECTOR: Message = Message::new(
     "LabelSelector",
-    &[
-        map(1, "matchLabels", Str),
-        list(2, "matchExpressions", Msg(&LABEL_SELECTOR_REQUIREMENT)),
-    ],
+    &[map(1, "matchLabels", Str), list(2, "matchExpressions", Msg(&LABEL_SELECTOR_REQUIREMENT))],
 );
 
 pub(crate) static LABEL_SELECTOR_REQUIREMENT: Message = Message::new(
     "LabelSelectorRequirement",
-    &[
-        field(1, "key", Str),
-        field(2, "operator", Str),
-        list(3, "values", Str),
-    ],
+    &[field(1, "key", Str), field(2, "operator", Str), list(3, "values", Str)],
 );
 
 pub(crate) static MANAGED_FIELDS_ENTRY: Message = Message::new(
@@ -99,7 +88,5 @@ pub(crate) static OWNER_REFERENCE: Message = Message::new(
     ],
 );
 
-pub(crate) static PRECONDITIONS: Message = Message::new(
-    "Preconditions",
-    &[field(1, "uid", Str), field(2, "resourceVersion", Str)],
-);
+pub(crate) static PRECONDITIONS: Message =
+    Message::new("Preconditions", &[field(1, "uid", Str), field(2, "resourceVersion", Str)]);

@@ -6,10 +6,7 @@ use super::{Message, field, list, map, omitzero};
 
 pub(crate) static EVICTION: Message = Message::new(
     "Eviction",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        field(2, "deleteOptions", Msg(&meta_v1::DELETE_OPTIONS)),
-    ],
+    &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), field(2, "deleteOptions", Msg(&meta_v1::DELETE_OPTIONS))],
 );
 
 pub(crate) static POD_DISRUPTION_BUDGET: Message = Message::new(

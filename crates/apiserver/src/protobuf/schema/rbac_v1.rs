@@ -4,14 +4,8 @@ use super::Ty::*;
 use super::meta_v1;
 use super::{Message, field, list, omitzero};
 
-pub(crate) static AGGREGATION_RULE: Message = Message::new(
-    "AggregationRule",
-    &[list(
-        1,
-        "clusterRoleSelectors",
-        Msg(&meta_v1::LABEL_SELECTOR),
-    )],
-);
+pub(crate) static AGGREGATION_RULE: Message =
+    Message::new("AggregationRule", &[list(1, "clusterRoleSelectors", Msg(&meta_v1::LABEL_SELECTOR))]);
 
 pub(crate) static CLUSTER_ROLE: Message = Message::new(
     "ClusterRole",
@@ -42,13 +36,8 @@ pub(crate) static POLICY_RULE: Message = Message::new(
     ],
 );
 
-pub(crate) static ROLE: Message = Message::new(
-    "Role",
-    &[
-        field(1, "metadata", Msg(&meta_v1::OBJECT_META)),
-        list(2, "rules", Msg(&POLICY_RULE)),
-    ],
-);
+pub(crate) static ROLE: Message =
+    Message::new("Role", &[field(1, "metadata", Msg(&meta_v1::OBJECT_META)), list(2, "rules", Msg(&POLICY_RULE))]);
 
 pub(crate) static ROLE_BINDING: Message = Message::new(
     "RoleBinding",
@@ -59,21 +48,10 @@ pub(crate) static ROLE_BINDING: Message = Message::new(
     ],
 );
 
-pub(crate) static ROLE_REF: Message = Message::new(
-    "RoleRef",
-    &[
-        field(1, "apiGroup", Str),
-        field(2, "kind", Str),
-        field(3, "name", Str),
-    ],
-);
+pub(crate) static ROLE_REF: Message =
+    Message::new("RoleRef", &[field(1, "apiGroup", Str), field(2, "kind", Str), field(3, "name", Str)]);
 
 pub(crate) static SUBJECT: Message = Message::new(
     "Subject",
-    &[
-        field(1, "kind", Str),
-        omitzero(2, "apiGroup", Str),
-        field(3, "name", Str),
-        omitzero(4, "namespace", Str),
-    ],
+    &[field(1, "kind", Str), omitzero(2, "apiGroup", Str), field(3, "name", Str), omitzero(4, "namespace", Str)],
 );
