@@ -41,7 +41,5 @@ mod robustness_tests;
 pub use error::PatchError;
 pub use json_patch::apply_json_patch;
 pub use merge_patch::apply_merge_patch;
-pub use schema::{
-    KindSchema, ListStrategy, PatchSchema, ReplaceAllLists, builtin_schema, schema_for_kind,
-};
+pub use schema::{KindSchema, ListStrategy, PatchSchema, ReplaceAllLists, builtin_schema, schema_for_kind};
 pub use strategic::apply_strategic_merge_patch;

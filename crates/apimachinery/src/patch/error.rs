@@ -108,9 +108,7 @@ pub enum PatchError {
 
     /// The list in the patch names its elements in an order that `$setElementOrder` contradicts,
     /// or names elements that `$setElementOrder` does not.
-    #[error(
-        "{field}: the order in patch list: {patch} doesn't match $setElementOrder list: {order}"
-    )]
+    #[error("{field}: the order in patch list: {patch} doesn't match $setElementOrder list: {order}")]
     SetElementOrderMismatch {
         /// The list, as a dotted field path.
         field: String,
@@ -201,10 +199,7 @@ mod tests {
             r#"spec.containers: map: {"image":"nginx"} does not contain declared merge key: name"#
         );
         assert_eq!(
-            PatchError::JsonPatchTestFailed {
-                path: "/metadata/name".into()
-            }
-            .to_string(),
+            PatchError::JsonPatchTestFailed { path: "/metadata/name".into() }.to_string(),
             "testing value /metadata/name failed: test failed"
         );
     }

@@ -6,10 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{
-    ReplaceAllLists, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch,
-    schema_for_kind,
-};
+use super::{ReplaceAllLists, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, schema_for_kind};
 
 /// SplitMix64: tiny, deterministic, and good enough to pick among a few choices.
 struct Rng(u64);
@@ -70,9 +67,7 @@ const DIRECTIVE_KEYS: &[&str] = &[
     "$deleteFromPrimitiveList",
 ];
 
-const STRINGS: &[&str] = &[
-    "delete", "replace", "merge", "a", "b", "name", "", "80", "~1",
-];
+const STRINGS: &[&str] = &["delete", "replace", "merge", "a", "b", "name", "", "80", "~1"];
 
 /// A random scalar, with numbers that collide as merge keys (80 and 80.0).
 fn scalar(rng: &mut Rng) -> Value {
@@ -122,11 +117,7 @@ fn object(rng: &mut Rng, depth: usize, directives: bool) -> Map<String, Value> {
     let len = rng.below(5);
     let mut map = Map::new();
     for _ in 0..len {
-        let key = if directives && rng.below(3) == 0 {
-            rng.pick(DIRECTIVE_KEYS)
-        } else {
-            rng.pick(FIELDS)
-        };
+        let key = if directives && rng.below(3) == 0 { rng.pick(DIRECTIVE_KEYS) } else { rng.pick(FIELDS) };
         map.insert(key.to_string(), value(rng, depth, directives));
     }
     map
@@ -161,9 +152,7 @@ fn mutate(rng: &mut Rng, target: &mut Value) {
 /// Whether any key anywhere in `value` starts with `$`.
 fn has_directive_key(value: &Value) -> bool {
     match value {
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.starts_with('$') || has_directive_key(v)),
+        Value::Object(map) => map.iter().any(|(k, v)| k.starts_with('$') || has_directive_key(v)),
         Value::Array(items) => items.iter().any(has_directive_key),
         _ => false,
     }
@@ -172,27 +161,15 @@ fn has_directive_key(value: &Value) -> bool {
 #[test]
 fn strategic_merge_patch_survives_garbage_and_never_leaks_directives() {
     let mut rng = Rng(0x5EED_0001);
-    let schemas = [
-        schema_for_kind("Pod"),
-        schema_for_kind("Deployment"),
-        schema_for_kind("Node"),
-        &ReplaceAllLists,
-    ];
+    let schemas = [schema_for_kind("Pod"), schema_for_kind("Deployment"), schema_for_kind("Node"), &ReplaceAllLists];
     let mut applied = 0;
     for _ in 0..4000 {
         let doc = Value::Object(object(&mut rng, 4, false));
-        let patch = if rng.below(4) == 0 {
-            value(&mut rng, 4, true)
-        } else {
-            Value::Object(object(&mut rng, 4, true))
-        };
+        let patch = if rng.below(4) == 0 { value(&mut rng, 4, true) } else { Value::Object(object(&mut rng, 4, true)) };
         for schema in schemas {
             if let Ok(patched) = apply_strategic_merge_patch(&doc, &patch, schema) {
                 applied += 1;
-                assert!(
-                    !has_directive_key(&patched),
-                    "doc {doc}\npatch {patch}\n=> {patched}"
-                );
+                assert!(!has_directive_key(&patched), "doc {doc}\npatch {patch}\n=> {patched}");
             }
         }
     }
@@ -287,11 +264,7 @@ fn json_patch_survives_garbage() {
             }
             operations.push(Value::Object(op));
         }
-        let patch = if rng.below(30) == 0 {
-            value(&mut rng, 2, false)
-        } else {
-            Value::Array(operations)
-        };
+        let patch = if rng.below(30) == 0 { value(&mut rng, 2, false) } else { Value::Array(operations) };
         if apply_json_patch(&doc, &patch).is_ok() {
             applied += 1;
         }

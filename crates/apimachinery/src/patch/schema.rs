@@ -81,8 +81,7 @@ impl PatchSchema for KindSchema {
                 None => return ListStrategy::Replace,
             }
         }
-        ty.field(last)
-            .map_or(ListStrategy::Replace, |field| field.list)
+        ty.field(last).map_or(ListStrategy::Replace, |field| field.list)
     }
 }
 
@@ -126,39 +125,23 @@ struct Field {
 
 /// A field that is not a tagged list but leads to one.
 const fn nested(name: &'static str, ty: &'static TypeDef) -> Field {
-    Field {
-        name,
-        list: ListStrategy::Replace,
-        ty: Some(ty),
-    }
+    Field { name, list: ListStrategy::Replace, ty: Some(ty) }
 }
 
 /// A list with `patchStrategy:"merge" patchMergeKey:"<key>"` whose elements have no tagged
 /// fields.
 const fn keyed(name: &'static str, key: &'static str) -> Field {
-    Field {
-        name,
-        list: ListStrategy::MergeByKey(key),
-        ty: None,
-    }
+    Field { name, list: ListStrategy::MergeByKey(key), ty: None }
 }
 
 /// A list with `patchStrategy:"merge" patchMergeKey:"<key>"` whose elements have tagged fields.
 const fn keyed_of(name: &'static str, key: &'static str, ty: &'static TypeDef) -> Field {
-    Field {
-        name,
-        list: ListStrategy::MergeByKey(key),
-        ty: Some(ty),
-    }
+    Field { name, list: ListStrategy::MergeByKey(key), ty: Some(ty) }
 }
 
 /// A list of primitives with `patchStrategy:"merge"`.
 const fn set(name: &'static str) -> Field {
-    Field {
-        name,
-        list: ListStrategy::MergePrimitives,
-        ty: None,
-    }
+    Field { name, list: ListStrategy::MergePrimitives, ty: None }
 }
 
 // The tags below follow k8s.io/api (core/v1, apps/v1, batch/v1, networking/v1, autoscaling/v2) and k8s.io/apimachinery (meta/v1). Lists without a tag are deliberately
@@ -167,9 +150,7 @@ const fn set(name: &'static str) -> Field {
 // EndpointSlice: upstream replaces those lists, and so does rkube.
 
 /// `metav1.ObjectMeta`.
-static OBJECT_META: TypeDef = TypeDef {
-    fields: &[set("finalizers"), keyed("ownerReferences", "uid")],
-};
+static OBJECT_META: TypeDef = TypeDef { fields: &[set("finalizers"), keyed("ownerReferences", "uid")] };
 
 /// `core/v1.Container`, and `EphemeralContainer`, whose inlined `EphemeralContainerCommon`
 /// carries the same tags.
@@ -208,117 +189,59 @@ static POD_STATUS: TypeDef = TypeDef {
 };
 
 /// `core/v1.PodTemplateSpec`.
-static POD_TEMPLATE_SPEC: TypeDef = TypeDef {
-    fields: &[nested("metadata", &OBJECT_META), nested("spec", &POD_SPEC)],
-};
+static POD_TEMPLATE_SPEC: TypeDef = TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("spec", &POD_SPEC)] };
 
 /// A status whose only tagged field is `conditions`, merged by `type`: the status of
 /// Deployments, ReplicaSets, StatefulSets, DaemonSets, ReplicationControllers, Jobs, Namespaces,
 /// PersistentVolumeClaims, Services and HorizontalPodAutoscalers.
-static CONDITIONS_STATUS: TypeDef = TypeDef {
-    fields: &[keyed("conditions", "type")],
-};
+static CONDITIONS_STATUS: TypeDef = TypeDef { fields: &[keyed("conditions", "type")] };
 
 /// The spec of a workload that stamps out pods from `spec.template`.
-static WORKLOAD_SPEC: TypeDef = TypeDef {
-    fields: &[nested("template", &POD_TEMPLATE_SPEC)],
-};
+static WORKLOAD_SPEC: TypeDef = TypeDef { fields: &[nested("template", &POD_TEMPLATE_SPEC)] };
 
 /// A kind with metadata only, or with lists that all replace.
-static META_ONLY: TypeDef = TypeDef {
-    fields: &[nested("metadata", &OBJECT_META)],
-};
+static META_ONLY: TypeDef = TypeDef { fields: &[nested("metadata", &OBJECT_META)] };
 
 /// Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController and Job.
 static WORKLOAD: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("spec", &WORKLOAD_SPEC),
-        nested("status", &CONDITIONS_STATUS),
-    ],
+    fields: &[nested("metadata", &OBJECT_META), nested("spec", &WORKLOAD_SPEC), nested("status", &CONDITIONS_STATUS)],
 };
 
-static POD: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("spec", &POD_SPEC),
-        nested("status", &POD_STATUS),
-    ],
-};
+static POD: TypeDef =
+    TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("spec", &POD_SPEC), nested("status", &POD_STATUS)] };
 
-static POD_TEMPLATE: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("template", &POD_TEMPLATE_SPEC),
-    ],
-};
+static POD_TEMPLATE: TypeDef =
+    TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("template", &POD_TEMPLATE_SPEC)] };
 
 /// `batch/v1.JobTemplateSpec`.
-static JOB_TEMPLATE_SPEC: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("spec", &WORKLOAD_SPEC),
-    ],
-};
+static JOB_TEMPLATE_SPEC: TypeDef =
+    TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("spec", &WORKLOAD_SPEC)] };
 
-static CRON_JOB_SPEC: TypeDef = TypeDef {
-    fields: &[nested("jobTemplate", &JOB_TEMPLATE_SPEC)],
-};
+static CRON_JOB_SPEC: TypeDef = TypeDef { fields: &[nested("jobTemplate", &JOB_TEMPLATE_SPEC)] };
 
-static CRON_JOB: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("spec", &CRON_JOB_SPEC),
-    ],
-};
+static CRON_JOB: TypeDef = TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("spec", &CRON_JOB_SPEC)] };
 
-static SERVICE_SPEC: TypeDef = TypeDef {
-    fields: &[keyed("ports", "port")],
-};
+static SERVICE_SPEC: TypeDef = TypeDef { fields: &[keyed("ports", "port")] };
 
 static SERVICE: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("spec", &SERVICE_SPEC),
-        nested("status", &CONDITIONS_STATUS),
-    ],
+    fields: &[nested("metadata", &OBJECT_META), nested("spec", &SERVICE_SPEC), nested("status", &CONDITIONS_STATUS)],
 };
 
-static NODE_SPEC: TypeDef = TypeDef {
-    fields: &[set("podCIDRs")],
-};
+static NODE_SPEC: TypeDef = TypeDef { fields: &[set("podCIDRs")] };
 
-static NODE_STATUS: TypeDef = TypeDef {
-    fields: &[keyed("conditions", "type"), keyed("addresses", "type")],
-};
+static NODE_STATUS: TypeDef = TypeDef { fields: &[keyed("conditions", "type"), keyed("addresses", "type")] };
 
-static NODE: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("spec", &NODE_SPEC),
-        nested("status", &NODE_STATUS),
-    ],
-};
+static NODE: TypeDef =
+    TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("spec", &NODE_SPEC), nested("status", &NODE_STATUS)] };
 
 /// Namespace, PersistentVolumeClaim, HorizontalPodAutoscaler and ServiceCIDR: metadata, and
 /// conditions in the status.
-static WITH_STATUS_CONDITIONS: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        nested("status", &CONDITIONS_STATUS),
-    ],
-};
+static WITH_STATUS_CONDITIONS: TypeDef =
+    TypeDef { fields: &[nested("metadata", &OBJECT_META), nested("status", &CONDITIONS_STATUS)] };
 
-static SERVICE_ACCOUNT: TypeDef = TypeDef {
-    fields: &[nested("metadata", &OBJECT_META), keyed("secrets", "name")],
-};
+static SERVICE_ACCOUNT: TypeDef = TypeDef { fields: &[nested("metadata", &OBJECT_META), keyed("secrets", "name")] };
 
-static COMPONENT_STATUS: TypeDef = TypeDef {
-    fields: &[
-        nested("metadata", &OBJECT_META),
-        keyed("conditions", "type"),
-    ],
-};
+static COMPONENT_STATUS: TypeDef = TypeDef { fields: &[nested("metadata", &OBJECT_META), keyed("conditions", "type")] };
 
 const fn kind(kind: &'static str, root: &'static TypeDef) -> KindSchema {
     KindSchema { kind, root }
@@ -377,40 +300,19 @@ mod tests {
     fn pod_lists_follow_the_core_v1_tags() {
         assert_eq!(strategy("Pod", "spec.containers"), MergeByKey("name"));
         assert_eq!(strategy("Pod", "spec.initContainers"), MergeByKey("name"));
-        assert_eq!(
-            strategy("Pod", "spec.ephemeralContainers"),
-            MergeByKey("name")
-        );
-        assert_eq!(
-            strategy("Pod", "spec.containers.ports"),
-            MergeByKey("containerPort")
-        );
-        assert_eq!(
-            strategy("Pod", "spec.ephemeralContainers.env"),
-            MergeByKey("name")
-        );
-        assert_eq!(
-            strategy("Pod", "spec.containers.volumeMounts"),
-            MergeByKey("mountPath")
-        );
-        assert_eq!(
-            strategy("Pod", "spec.containers.volumeDevices"),
-            MergeByKey("devicePath")
-        );
+        assert_eq!(strategy("Pod", "spec.ephemeralContainers"), MergeByKey("name"));
+        assert_eq!(strategy("Pod", "spec.containers.ports"), MergeByKey("containerPort"));
+        assert_eq!(strategy("Pod", "spec.ephemeralContainers.env"), MergeByKey("name"));
+        assert_eq!(strategy("Pod", "spec.containers.volumeMounts"), MergeByKey("mountPath"));
+        assert_eq!(strategy("Pod", "spec.containers.volumeDevices"), MergeByKey("devicePath"));
         assert_eq!(strategy("Pod", "spec.volumes"), MergeByKey("name"));
         assert_eq!(strategy("Pod", "spec.imagePullSecrets"), MergeByKey("name"));
         assert_eq!(strategy("Pod", "spec.hostAliases"), MergeByKey("ip"));
-        assert_eq!(
-            strategy("Pod", "spec.topologySpreadConstraints"),
-            MergeByKey("topologyKey")
-        );
+        assert_eq!(strategy("Pod", "spec.topologySpreadConstraints"), MergeByKey("topologyKey"));
         assert_eq!(strategy("Pod", "status.conditions"), MergeByKey("type"));
         assert_eq!(strategy("Pod", "status.podIPs"), MergeByKey("ip"));
         assert_eq!(strategy("Pod", "metadata.finalizers"), MergePrimitives);
-        assert_eq!(
-            strategy("Pod", "metadata.ownerReferences"),
-            MergeByKey("uid")
-        );
+        assert_eq!(strategy("Pod", "metadata.ownerReferences"), MergeByKey("uid"));
         // Lists without a tag upstream are replaced.
         assert_eq!(strategy("Pod", "spec.tolerations"), Replace);
         assert_eq!(strategy("Pod", "spec.containers.args"), Replace);
@@ -419,36 +321,15 @@ mod tests {
 
     #[test]
     fn workloads_reach_their_pod_template() {
-        for kind in [
-            "Deployment",
-            "ReplicaSet",
-            "StatefulSet",
-            "DaemonSet",
-            "Job",
-        ] {
-            assert_eq!(
-                strategy(kind, "spec.template.spec.containers"),
-                MergeByKey("name")
-            );
-            assert_eq!(
-                strategy(kind, "spec.template.spec.containers.ports"),
-                MergeByKey("containerPort")
-            );
-            assert_eq!(
-                strategy(kind, "spec.template.metadata.finalizers"),
-                MergePrimitives
-            );
+        for kind in ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"] {
+            assert_eq!(strategy(kind, "spec.template.spec.containers"), MergeByKey("name"));
+            assert_eq!(strategy(kind, "spec.template.spec.containers.ports"), MergeByKey("containerPort"));
+            assert_eq!(strategy(kind, "spec.template.metadata.finalizers"), MergePrimitives);
             assert_eq!(strategy(kind, "status.conditions"), MergeByKey("type"));
             assert_eq!(strategy(kind, "spec.containers"), Replace);
         }
-        assert_eq!(
-            strategy("CronJob", "spec.jobTemplate.spec.template.spec.volumes"),
-            MergeByKey("name")
-        );
-        assert_eq!(
-            strategy("PodTemplate", "template.spec.containers"),
-            MergeByKey("name")
-        );
+        assert_eq!(strategy("CronJob", "spec.jobTemplate.spec.template.spec.volumes"), MergeByKey("name"));
+        assert_eq!(strategy("PodTemplate", "template.spec.containers"), MergeByKey("name"));
     }
 
     #[test]
@@ -459,17 +340,11 @@ mod tests {
         assert_eq!(strategy("Node", "spec.podCIDRs"), MergePrimitives);
         assert_eq!(strategy("Node", "status.addresses"), MergeByKey("type"));
         assert_eq!(strategy("Node", "status.conditions"), MergeByKey("type"));
-        assert_eq!(
-            strategy("Namespace", "status.conditions"),
-            MergeByKey("type")
-        );
+        assert_eq!(strategy("Namespace", "status.conditions"), MergeByKey("type"));
         assert_eq!(strategy("ServiceAccount", "secrets"), MergeByKey("name"));
         assert_eq!(strategy("EndpointSlice", "endpoints"), Replace);
         assert_eq!(strategy("Endpoints", "subsets"), Replace);
-        assert_eq!(
-            strategy("ConfigMap", "metadata.finalizers"),
-            MergePrimitives
-        );
+        assert_eq!(strategy("ConfigMap", "metadata.finalizers"), MergePrimitives);
     }
 
     #[test]
@@ -479,10 +354,7 @@ mod tests {
         assert_eq!(strategy("Widget", "spec.containers"), Replace);
         assert_eq!(schema_for_kind("Pod").list_strategy(&[]), Replace);
         assert_eq!(strategy("Pod", "metadata.finalizers.deeper"), Replace);
-        assert_eq!(
-            builtin_schema("Deployment").map(KindSchema::kind),
-            Some("Deployment")
-        );
+        assert_eq!(builtin_schema("Deployment").map(KindSchema::kind), Some("Deployment"));
     }
 
     #[test]

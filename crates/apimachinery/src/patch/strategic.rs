@@ -58,11 +58,7 @@ type Object = Map<String, Value>;
 /// `schema` says which lists merge and by what key; use
 /// [`schema_for_kind`](super::schema_for_kind) for the kind of `doc`. Both `doc` and `patch` must
 /// be JSON objects; a `null` patch changes nothing, as it does upstream.
-pub fn apply_strategic_merge_patch(
-    doc: &Value,
-    patch: &Value,
-    schema: &dyn PatchSchema,
-) -> Result<Value, PatchError> {
+pub fn apply_strategic_merge_patch(doc: &Value, patch: &Value, schema: &dyn PatchSchema) -> Result<Value, PatchError> {
     let Value::Object(original) = doc else {
         return Err(PatchError::InvalidJsonDocument);
     };
@@ -71,9 +67,7 @@ pub fn apply_strategic_merge_patch(
         Value::Null => return Ok(doc.clone()),
         _ => return Err(PatchError::InvalidJsonDocument),
     };
-    Merger { schema }
-        .merge_map(original.clone(), patch, &[])
-        .map(Value::Object)
+    Merger { schema }.merge_map(original.clone(), patch, &[]).map(Value::Object)
 }
 
 /// Carries the schema through the recursion.
@@ -83,12 +77,7 @@ struct Merger<'s> {
 
 impl Merger<'_> {
     /// Merges `patch` into `original`, the map at `path`. Upstream's `mergeMap`.
-    fn merge_map<'p>(
-        &self,
-        mut original: Object,
-        patch: &'p Object,
-        path: &[&'p str],
-    ) -> Result<Object, PatchError> {
+    fn merge_map<'p>(&self, mut original: Object, patch: &'p Object, path: &[&'p str]) -> Result<Object, PatchError> {
         if let Some(directive) = patch.get(DIRECTIVE) {
             match directive.as_str() {
                 Some(DELETE) => return Ok(Object::new()),
@@ -159,8 +148,8 @@ impl Merger<'_> {
             if !key.starts_with(SET_ELEMENT_ORDER) {
                 continue;
             }
-            let field = directive_field(key, SET_ELEMENT_ORDER)
-                .ok_or(PatchError::BadPatchFormatForSetElementOrderList)?;
+            let field =
+                directive_field(key, SET_ELEMENT_ORDER).ok_or(PatchError::BadPatchFormatForSetElementOrderList)?;
             let Value::Array(order) = order else {
                 return Err(PatchError::BadPatchFormatForSetElementOrderList);
             };
@@ -194,23 +183,14 @@ impl Merger<'_> {
                     }
                     ListStrategy::Replace | ListStrategy::MergePrimitives => {
                         let positions = Positions::new(&current, key_name, &child)?;
-                        (
-                            self.merge_list(current, items, strategy, &child)?,
-                            positions,
-                        )
+                        (self.merge_list(current, items, strategy, &child)?, positions)
                     }
                 },
             };
             let order_positions = Positions::new(order, key_name, &child)?;
             let (listed, unlisted) = partition(merged, &order_positions, key_name, &child)?;
-            let result = normalize_element_order(
-                listed,
-                unlisted,
-                &order_positions,
-                &server_positions,
-                key_name,
-                &child,
-            )?;
+            let result =
+                normalize_element_order(listed, unlisted, &order_positions, &server_positions, key_name, &child)?;
             original.insert(field.to_string(), Value::Array(result));
             ordered.push(field);
         }
@@ -228,9 +208,9 @@ impl Merger<'_> {
         match strategy {
             ListStrategy::Replace => Ok(clean_list(patch)),
             ListStrategy::MergePrimitives => merge_primitive_list(original, patch, path),
-            ListStrategy::MergeByKey(key) => self
-                .merge_keyed_list(original, patch, key, path, ServerView::NotWanted)
-                .map(|(merged, _)| merged),
+            ListStrategy::MergeByKey(key) => {
+                self.merge_keyed_list(original, patch, key, path, ServerView::NotWanted).map(|(merged, _)| merged)
+            }
         }
     }
 
@@ -285,10 +265,7 @@ impl Merger<'_> {
             kept.retain(|item| item.get(key).is_none_or(|id| doomed.get(id).is_none()));
         }
         let (mut merged, plain, mut view_positions) = if replace {
-            let replacement = plain
-                .iter()
-                .filter_map(|item| clean_list_element(item))
-                .collect();
+            let replacement = plain.iter().filter_map(|item| clean_list_element(item)).collect();
             // Upstream deletes from the server's list in place even when the list is replaced.
             let view_positions = match view {
                 ServerView::Wanted => Some(Positions::new(&kept, Some(key), path)?),
@@ -331,14 +308,7 @@ impl Merger<'_> {
 
         let patch_positions = Positions::new(plain.iter().copied(), Some(key), path)?;
         let (listed, unlisted) = partition(merged, &patch_positions, Some(key), path)?;
-        let merged = normalize_element_order(
-            listed,
-            unlisted,
-            &patch_positions,
-            &server_positions,
-            Some(key),
-            path,
-        )?;
+        let merged = normalize_element_order(listed, unlisted, &patch_positions, &server_positions, Some(key), path)?;
         Ok((merged, view_positions.unwrap_or_default()))
     }
 }
@@ -359,11 +329,7 @@ enum ServerView {
 
 /// Merges a list of primitives as a set: the union of both lists, without duplicates.
 /// Upstream's `mergeSlice` for scalars.
-fn merge_primitive_list(
-    original: Vec<Value>,
-    patch: &[Value],
-    path: &[&str],
-) -> Result<Vec<Value>, PatchError> {
+fn merge_primitive_list(original: Vec<Value>, patch: &[Value], path: &[&str]) -> Result<Vec<Value>, PatchError> {
     if original.is_empty() && patch.is_empty() {
         return Ok(original);
     }
@@ -385,29 +351,15 @@ fn merge_primitive_list(
     let server_positions = Positions::new(&original, None, path)?;
     let patch_positions = Positions::new(patch, None, path)?;
     let (listed, unlisted) = partition(merged, &patch_positions, None, path)?;
-    normalize_element_order(
-        listed,
-        unlisted,
-        &patch_positions,
-        &server_positions,
-        None,
-        path,
-    )
+    normalize_element_order(listed, unlisted, &patch_positions, &server_positions, None, path)
 }
 
 /// Applies `$deleteFromPrimitiveList/<field>: to_delete` to `original`.
-fn delete_from_primitive_list(
-    original: &mut Object,
-    field: &str,
-    to_delete: &Value,
-) -> Result<(), PatchError> {
+fn delete_from_primitive_list(original: &mut Object, field: &str, to_delete: &Value) -> Result<(), PatchError> {
     let Value::Array(to_delete) = to_delete else {
         return Err(PatchError::BadPatchFormatForPrimitiveList);
     };
-    if to_delete
-        .iter()
-        .any(|item| item.is_object() || item.is_array())
-    {
+    if to_delete.iter().any(|item| item.is_object() || item.is_array()) {
         return Err(PatchError::BadPatchFormatForPrimitiveList);
     }
     // Deleting from a list the object does not have is a no-op, as in newer upstream versions
@@ -429,9 +381,8 @@ fn apply_retain_keys(original: &mut Object, patch: &Object) -> Result<(), PatchE
     };
     let retained: HashSet<&str> = retain.iter().filter_map(Value::as_str).collect();
     // The patch may not set a field that it also asks to drop.
-    let contradicts = patch.iter().any(|(key, value)| {
-        !value.is_null() && !is_directive_key(key) && !retained.contains(key.as_str())
-    });
+    let contradicts =
+        patch.iter().any(|(key, value)| !value.is_null() && !is_directive_key(key) && !retained.contains(key.as_str()));
     if contradicts {
         return Err(PatchError::BadPatchFormatForRetainKeys);
     }
@@ -442,12 +393,7 @@ fn apply_retain_keys(original: &mut Object, patch: &Object) -> Result<(), PatchE
 /// Checks that the elements of the patch list appear in `$setElementOrder` and in the same
 /// relative order (deletions and other directive elements aside). Upstream's
 /// `validatePatchWithSetOrderList`.
-fn validate_order(
-    patch: &[Value],
-    order: &[Value],
-    key: Option<&str>,
-    path: &[&str],
-) -> Result<(), PatchError> {
+fn validate_order(patch: &[Value], order: &[Value], key: Option<&str>, path: &[&str]) -> Result<(), PatchError> {
     if order.is_empty() || patch.is_empty() {
         return Ok(());
     }
@@ -548,10 +494,7 @@ fn merge_sorted(
     path: &[&str],
 ) -> Result<Vec<Value>, PatchError> {
     let rank = |items: &[Value]| -> Result<Vec<Option<usize>>, PatchError> {
-        items
-            .iter()
-            .map(|item| Ok(server_order.get(identity(item, key, path)?)))
-            .collect()
+        items.iter().map(|item| Ok(server_order.get(identity(item, key, path)?))).collect()
     };
     let left_ranks = rank(&left)?;
     let right_ranks = rank(&right)?;
@@ -575,11 +518,7 @@ fn merge_sorted(
 
 /// What identifies a list element: the value of its merge key, or the element itself in a list
 /// without one. An element of a keyed list must be an object that has the key.
-fn identity<'v>(
-    item: &'v Value,
-    key: Option<&str>,
-    path: &[&str],
-) -> Result<&'v Value, PatchError> {
+fn identity<'v>(item: &'v Value, key: Option<&str>, path: &[&str]) -> Result<&'v Value, PatchError> {
     let Some(key) = key else {
         return Ok(item);
     };
@@ -686,11 +625,7 @@ impl Positions {
     fn get(&self, id: &Value) -> Option<usize> {
         match ScalarKey::of(id) {
             Some(scalar) => self.scalars.get(&scalar).copied(),
-            None => self
-                .others
-                .iter()
-                .find(|(known, _)| json_eq(known, id))
-                .map(|(_, at)| *at),
+            None => self.others.iter().find(|(known, _)| json_eq(known, id)).map(|(_, at)| *at),
         }
     }
 
@@ -736,24 +671,17 @@ impl Kind {
 
 /// The one JSON type all `items` share (`None` for no items). Lists of lists, and lists that mix
 /// types, cannot be merged. Upstream's `sliceElementType`.
-fn common_kind<'a>(
-    items: impl Iterator<Item = &'a Value>,
-    path: &[&str],
-) -> Result<Option<Kind>, PatchError> {
+fn common_kind<'a>(items: impl Iterator<Item = &'a Value>, path: &[&str]) -> Result<Option<Kind>, PatchError> {
     let mut common = None;
     for item in items {
         let kind = Kind::of(item);
         if kind == Kind::Array {
-            return Err(PatchError::NoListOfLists {
-                field: field_name(path),
-            });
+            return Err(PatchError::NoListOfLists { field: field_name(path) });
         }
         match common {
             None => common = Some(kind),
             Some(seen) if seen != kind => {
-                return Err(PatchError::MixedListElementTypes {
-                    field: field_name(path),
-                });
+                return Err(PatchError::MixedListElementTypes { field: field_name(path) });
             }
             Some(_) => {}
         }
@@ -829,19 +757,13 @@ fn child_path<'p>(path: &[&'p str], name: &'p str) -> Vec<&'p str> {
 
 /// A path as a dotted field name for messages.
 fn field_name(path: &[&str]) -> String {
-    if path.is_empty() {
-        "(root)".to_string()
-    } else {
-        path.join(".")
-    }
+    if path.is_empty() { "(root)".to_string() } else { path.join(".") }
 }
 
 fn unknown_directive(path: &[&str], directive: &Value, fields: &Object) -> PatchError {
     PatchError::UnknownPatchDirective {
         field: field_name(path),
-        directive: directive
-            .as_str()
-            .map_or_else(|| excerpt(directive), str::to_string),
+        directive: directive.as_str().map_or_else(|| excerpt(directive), str::to_string),
         map: excerpt(&Value::Object(fields.clone())),
     }
 }
@@ -975,28 +897,21 @@ mod tests {
     fn patch_replace_replaces_a_map() {
         let doc = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
         let patch = json!({"metadata": {"labels": {"$patch": "replace", "c": "3", "gone": null}}});
-        assert_eq!(
-            ok("Pod", doc, patch),
-            json!({"metadata": {"labels": {"c": "3"}}})
-        );
+        assert_eq!(ok("Pod", doc, patch), json!({"metadata": {"labels": {"c": "3"}}}));
     }
 
     #[test]
     fn patch_delete_empties_a_map() {
         let doc = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}});
         let patch = json!({"metadata": {"labels": {"$patch": "delete"}}});
-        assert_eq!(
-            ok("Pod", doc.clone(), patch),
-            json!({"metadata": {"labels": {}}, "spec": {"x": 1}})
-        );
+        assert_eq!(ok("Pod", doc.clone(), patch), json!({"metadata": {"labels": {}}, "spec": {"x": 1}}));
         // At the top level it empties the whole object.
         assert_eq!(ok("Pod", doc, json!({"$patch": "delete"})), json!({}));
     }
 
     #[test]
     fn patch_merge_is_the_explicit_default() {
-        let doc =
-            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "a"}]}});
+        let doc = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "a"}]}});
         let patch = json!({
             "metadata": {"labels": {"$patch": "merge", "b": "2"}},
             "spec": {"containers": [{"$patch": "merge", "name": "a", "image": "x"}]}
@@ -1013,29 +928,21 @@ mod tests {
     #[test]
     fn unknown_patch_directive_is_a_bad_request() {
         let doc = json!({"metadata": {"labels": {}}, "spec": {"containers": [{"name": "a"}]}});
-        let err = smp(
-            "Pod",
-            doc.clone(),
-            json!({"metadata": {"labels": {"$patch": "explode"}}}),
-        );
+        let err = smp("Pod", doc.clone(), json!({"metadata": {"labels": {"$patch": "explode"}}}));
         assert!(
             matches!(&err, Err(e @ PatchError::UnknownPatchDirective { field, directive, .. })
                 if field == "metadata.labels" && directive == "explode" && e.is_bad_request()),
             "{err:?}"
         );
         let patch = json!({"spec": {"containers": [{"$patch": 7, "name": "a"}]}});
-        assert!(matches!(
-            smp("Pod", doc, patch),
-            Err(PatchError::UnknownPatchDirective { .. })
-        ));
+        assert!(matches!(smp("Pod", doc, patch), Err(PatchError::UnknownPatchDirective { .. })));
     }
 
     #[test]
     fn set_element_order_keeps_server_only_elements_in_place() {
         let doc = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
         // Only reorders: c and a are named, b is not.
-        let patch =
-            json!({"spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}]}});
+        let patch = json!({"spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}]}});
         assert_eq!(
             ok("Pod", doc.clone(), patch),
             json!({"spec": {"containers": [{"name": "b"}, {"name": "c"}, {"name": "a"}]}})
@@ -1119,18 +1026,12 @@ mod tests {
             "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
             "containers": [{"name": "b"}, {"name": "a"}]
         }});
-        assert!(matches!(
-            smp("Pod", doc.clone(), patch),
-            Err(PatchError::SetElementOrderMismatch { .. })
-        ));
+        assert!(matches!(smp("Pod", doc.clone(), patch), Err(PatchError::SetElementOrderMismatch { .. })));
         let patch = json!({"spec": {
             "$setElementOrder/containers": [{"name": "a"}],
             "containers": [{"name": "z"}]
         }});
-        assert!(matches!(
-            smp("Pod", doc.clone(), patch),
-            Err(PatchError::SetElementOrderMismatch { .. })
-        ));
+        assert!(matches!(smp("Pod", doc.clone(), patch), Err(PatchError::SetElementOrderMismatch { .. })));
         for patch in [
             json!({"spec": {"$setElementOrder/containers": {"name": "a"}}}),
             json!({"spec": {"$setElementOrder": [{"name": "a"}]}}),
@@ -1140,20 +1041,14 @@ mod tests {
             assert_eq!(err, Err(PatchError::BadPatchFormatForSetElementOrderList));
         }
         let patch = json!({"spec": {"$setElementOrder/containers": [{"image": "a"}]}});
-        assert!(matches!(
-            smp("Pod", doc, patch),
-            Err(PatchError::MissingMergeKey { .. })
-        ));
+        assert!(matches!(smp("Pod", doc, patch), Err(PatchError::MissingMergeKey { .. })));
     }
 
     #[test]
     fn set_element_order_with_a_null_list_deletes_it() {
         let doc = json!({"spec": {"containers": [{"name": "a"}], "volumes": [{"name": "v"}]}});
         let patch = json!({"spec": {"$setElementOrder/volumes": [], "volumes": null}});
-        assert_eq!(
-            ok("Pod", doc, patch),
-            json!({"spec": {"containers": [{"name": "a"}]}})
-        );
+        assert_eq!(ok("Pod", doc, patch), json!({"spec": {"containers": [{"name": "a"}]}}));
     }
 
     #[test]
@@ -1163,30 +1058,19 @@ mod tests {
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}
         }}});
         let patch = json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}});
-        assert_eq!(
-            ok("Deployment", doc.clone(), patch),
-            json!({"spec": {"strategy": {"type": "Recreate"}}})
-        );
+        assert_eq!(ok("Deployment", doc.clone(), patch), json!({"spec": {"strategy": {"type": "Recreate"}}}));
         // The patch may clear a field it does not retain, but not set one.
         let patch = json!({"spec": {"strategy": {
             "$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null
         }}});
-        assert_eq!(
-            ok("Deployment", doc.clone(), patch),
-            json!({"spec": {"strategy": {"type": "Recreate"}}})
-        );
+        assert_eq!(ok("Deployment", doc.clone(), patch), json!({"spec": {"strategy": {"type": "Recreate"}}}));
         let patch = json!({"spec": {"strategy": {
             "$retainKeys": ["type"], "rollingUpdate": {"maxSurge": 2}
         }}});
         let err = smp("Deployment", doc.clone(), patch);
-        assert!(
-            matches!(&err, Err(e @ PatchError::BadPatchFormatForRetainKeys) if e.is_bad_request())
-        );
+        assert!(matches!(&err, Err(e @ PatchError::BadPatchFormatForRetainKeys) if e.is_bad_request()));
         let patch = json!({"spec": {"strategy": {"$retainKeys": "type"}}});
-        assert_eq!(
-            smp("Deployment", doc, patch),
-            Err(PatchError::BadPatchFormatForRetainKeys)
-        );
+        assert_eq!(smp("Deployment", doc, patch), Err(PatchError::BadPatchFormatForRetainKeys));
     }
 
     #[test]
@@ -1213,10 +1097,7 @@ mod tests {
     fn delete_from_primitive_list() {
         let doc = json!({"metadata": {"finalizers": ["a", "b", "c", "b"]}});
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b", "zz"]}});
-        assert_eq!(
-            ok("Pod", doc.clone(), patch),
-            json!({"metadata": {"finalizers": ["a", "c"]}})
-        );
+        assert_eq!(ok("Pod", doc.clone(), patch), json!({"metadata": {"finalizers": ["a", "c"]}}));
         // Together with an addition and an order, as kubectl sends them: the order applies to the
         // merged list first (server-only b keeps its place before c), then a is deleted.
         let patch = json!({"metadata": {
@@ -1224,10 +1105,7 @@ mod tests {
             "$setElementOrder/finalizers": ["c", "d"],
             "finalizers": ["d"]
         }});
-        assert_eq!(
-            ok("Pod", doc.clone(), patch),
-            json!({"metadata": {"finalizers": ["b", "c", "d"]}})
-        );
+        assert_eq!(ok("Pod", doc.clone(), patch), json!({"metadata": {"finalizers": ["b", "c", "d"]}}));
         // Deleting from a list the object lacks changes nothing.
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/ownerReferences2": ["a"]}});
         assert_eq!(ok("Pod", doc.clone(), patch), doc);
@@ -1237,10 +1115,7 @@ mod tests {
             json!({"metadata": {"$deleteFromPrimitiveList/finalizers": null}}),
             json!({"metadata": {"$deleteFromPrimitiveList": ["a"]}}),
         ] {
-            assert_eq!(
-                smp("Pod", doc.clone(), patch),
-                Err(PatchError::BadPatchFormatForPrimitiveList)
-            );
+            assert_eq!(smp("Pod", doc.clone(), patch), Err(PatchError::BadPatchFormatForPrimitiveList));
         }
     }
 
@@ -1304,16 +1179,10 @@ mod tests {
     fn primitive_list_merge_dedups() {
         let doc = json!({"metadata": {"finalizers": ["a", "b"]}});
         let patch = json!({"metadata": {"finalizers": ["b", "c", "c"]}});
-        assert_eq!(
-            ok("Pod", doc, patch),
-            json!({"metadata": {"finalizers": ["a", "b", "c"]}})
-        );
+        assert_eq!(ok("Pod", doc, patch), json!({"metadata": {"finalizers": ["a", "b", "c"]}}));
         let doc = json!({"spec": {"podCIDRs": ["10.0.0.0/24"]}});
         let patch = json!({"spec": {"podCIDRs": ["fd00::/64", "10.0.0.0/24"]}});
-        assert_eq!(
-            ok("Node", doc, patch),
-            json!({"spec": {"podCIDRs": ["fd00::/64", "10.0.0.0/24"]}})
-        );
+        assert_eq!(ok("Node", doc, patch), json!({"spec": {"podCIDRs": ["fd00::/64", "10.0.0.0/24"]}}));
     }
 
     #[test]
@@ -1342,12 +1211,8 @@ mod tests {
     #[test]
     fn replaced_lists_drop_directive_elements() {
         let doc = json!({"spec": {"tolerations": [{"key": "a"}]}});
-        let patch =
-            json!({"spec": {"tolerations": [{"$patch": "replace"}, {"key": "b", "value": null}]}});
-        assert_eq!(
-            ok("Pod", doc, patch),
-            json!({"spec": {"tolerations": [{"key": "b"}]}})
-        );
+        let patch = json!({"spec": {"tolerations": [{"$patch": "replace"}, {"key": "b", "value": null}]}});
+        assert_eq!(ok("Pod", doc, patch), json!({"spec": {"tolerations": [{"key": "b"}]}}));
     }
 
     #[test]
@@ -1391,16 +1256,14 @@ mod tests {
     fn type_changes_replace() {
         let doc = json!({"spec": {"a": {"b": 1}, "c": [1], "d": "s"}});
         let patch = json!({"spec": {"a": [1], "c": {"x": null, "y": 1}, "d": {"e": 1}}});
-        assert_eq!(
-            ok("Pod", doc, patch),
-            json!({"spec": {"a": [1], "c": {"y": 1}, "d": {"e": 1}}})
-        );
+        assert_eq!(ok("Pod", doc, patch), json!({"spec": {"a": [1], "c": {"y": 1}, "d": {"e": 1}}}));
     }
 
     #[test]
     fn owner_references_merge_by_uid() {
         let doc = json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}]}});
-        let patch = json!({"metadata": {"ownerReferences": [{"uid": "1", "controller": true}, {"uid": "2", "name": "b"}]}});
+        let patch =
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "controller": true}, {"uid": "2", "name": "b"}]}});
         assert_eq!(
             ok("ReplicaSet", doc, patch),
             json!({"metadata": {"ownerReferences": [
@@ -1444,16 +1307,14 @@ mod tests {
 
     #[test]
     fn an_empty_merging_list_changes_nothing() {
-        let doc =
-            json!({"spec": {"containers": [{"name": "a"}]}, "metadata": {"finalizers": ["f"]}});
+        let doc = json!({"spec": {"containers": [{"name": "a"}]}, "metadata": {"finalizers": ["f"]}});
         let patch = json!({"spec": {"containers": []}, "metadata": {"finalizers": []}});
         assert_eq!(ok("Pod", doc.clone(), patch), doc);
     }
 
     #[test]
     fn malformed_lists_are_rejected() {
-        let doc =
-            json!({"spec": {"containers": [{"name": "a"}]}, "metadata": {"finalizers": ["f"]}});
+        let doc = json!({"spec": {"containers": [{"name": "a"}]}, "metadata": {"finalizers": ["f"]}});
         let cases = [
             json!({"spec": {"containers": [["a"]]}}),
             json!({"spec": {"containers": ["a"]}}),
@@ -1464,18 +1325,10 @@ mod tests {
         ];
         for patch in cases {
             let err = smp("Pod", doc.clone(), patch.clone());
-            assert!(
-                matches!(&err, Err(e) if !e.is_bad_request()),
-                "{patch}: {err:?}"
-            );
+            assert!(matches!(&err, Err(e) if !e.is_bad_request()), "{patch}: {err:?}");
         }
         let err = smp("Pod", doc.clone(), json!({"spec": {"containers": [["a"]]}}));
-        assert_eq!(
-            err,
-            Err(PatchError::NoListOfLists {
-                field: "spec.containers".into()
-            })
-        );
+        assert_eq!(err, Err(PatchError::NoListOfLists { field: "spec.containers".into() }));
         // A server list whose elements lack the merge key cannot be merged either.
         let doc = json!({"spec": {"containers": [{"image": "x"}]}});
         let err = smp("Pod", doc, json!({"spec": {"containers": [{"name": "a"}]}}));
@@ -1486,22 +1339,10 @@ mod tests {
     fn documents_and_patches_must_be_objects() {
         let schema = schema_for_kind("Pod");
         let doc = json!({"a": 1});
-        assert_eq!(
-            apply_strategic_merge_patch(&json!([1]), &json!({}), schema),
-            Err(PatchError::InvalidJsonDocument)
-        );
-        assert_eq!(
-            apply_strategic_merge_patch(&doc, &json!([1]), schema),
-            Err(PatchError::InvalidJsonDocument)
-        );
-        assert_eq!(
-            apply_strategic_merge_patch(&doc, &Value::Null, schema),
-            Ok(doc.clone())
-        );
-        assert_eq!(
-            apply_strategic_merge_patch(&doc, &json!({}), schema),
-            Ok(doc)
-        );
+        assert_eq!(apply_strategic_merge_patch(&json!([1]), &json!({}), schema), Err(PatchError::InvalidJsonDocument));
+        assert_eq!(apply_strategic_merge_patch(&doc, &json!([1]), schema), Err(PatchError::InvalidJsonDocument));
+        assert_eq!(apply_strategic_merge_patch(&doc, &Value::Null, schema), Ok(doc.clone()));
+        assert_eq!(apply_strategic_merge_patch(&doc, &json!({}), schema), Ok(doc));
     }
 
     #[test]
@@ -1513,9 +1354,6 @@ mod tests {
         let doc = json!({"metadata": {"finalizers": original}});
         let patch = json!({"metadata": {"finalizers": added}});
         let patched = ok("Pod", doc, patch);
-        assert_eq!(
-            patched["metadata"]["finalizers"].as_array().map(Vec::len),
-            Some(2 * n)
-        );
+        assert_eq!(patched["metadata"]["finalizers"].as_array().map(Vec::len), Some(2 * n));
     }
 }

@@ -11,13 +11,9 @@ use serde_json::{Number, Value};
 pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => number_eq(x, y),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(l, r)| json_eq(l, r))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(l, r)| json_eq(l, r)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, l)| y.get(k).is_some_and(|r| json_eq(l, r)))
+            x.len() == y.len() && x.iter().all(|(k, l)| y.get(k).is_some_and(|r| json_eq(l, r)))
         }
         _ => a == b,
     }
@@ -53,10 +49,7 @@ mod tests {
 
     #[test]
     fn containers_compare_deeply() {
-        assert!(json_eq(
-            &json!({"a": [1, {"b": 2.0}]}),
-            &json!({"a": [1.0, {"b": 2}]})
-        ));
+        assert!(json_eq(&json!({"a": [1, {"b": 2.0}]}), &json!({"a": [1.0, {"b": 2}]})));
         assert!(!json_eq(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
         assert!(!json_eq(&json!([1, 2]), &json!([2, 1])));
     }
