@@ -274,7 +274,11 @@ impl WatchCache {
             .objects
             .get(resource_prefix)
             .map(|bucket| {
-                bucket.range(list_prefix.to_owned()..).take_while(|(k, _)| k.starts_with(list_prefix)).map(|(_, v)| v.clone()).collect()
+                bucket
+                    .range(list_prefix.to_owned()..)
+                    .take_while(|(k, _)| k.starts_with(list_prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect()
             })
             .unwrap_or_default();
         (st.rev, items)
@@ -300,12 +304,8 @@ impl WatchCache {
             return Err(CacheError::TooNew { requested: from, current: st.rev });
         }
         let rx = self.tx.subscribe();
-        let backlog = st
-            .history
-            .iter()
-            .filter(|e| e.rev > from && e.resource_prefix == resource_prefix)
-            .cloned()
-            .collect();
+        let backlog =
+            st.history.iter().filter(|e| e.rev > from && e.resource_prefix == resource_prefix).cloned().collect();
         Ok((backlog, st.rev, rx, self.epoch.subscribe()))
     }
 
@@ -325,7 +325,11 @@ impl WatchCache {
             .objects
             .get(resource_prefix)
             .map(|bucket| {
-                bucket.range(list_prefix.to_owned()..).take_while(|(k, _)| k.starts_with(list_prefix)).map(|(_, v)| v.clone()).collect()
+                bucket
+                    .range(list_prefix.to_owned()..)
+                    .take_while(|(k, _)| k.starts_with(list_prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect()
             })
             .unwrap_or_default();
         Ok((st.rev, items, rx, self.epoch.subscribe()))

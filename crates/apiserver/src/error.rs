@@ -38,8 +38,11 @@ impl FieldError {
 
     pub fn required(field: impl Into<String>, detail: &str) -> FieldError {
         let field = field.into();
-        let message =
-            if detail.is_empty() { format!("{field}: Required value") } else { format!("{field}: Required value: {detail}") };
+        let message = if detail.is_empty() {
+            format!("{field}: Required value")
+        } else {
+            format!("{field}: Required value: {detail}")
+        };
         FieldError { reason: "FieldValueRequired", message, field }
     }
 
@@ -83,7 +86,7 @@ pub enum ApiError {
     Conflict { target: Target, message: String },
     #[error("{message}")]
     Gone { message: String },
-    #[error("{} {:?} is invalid: {}", .target.kind_display(), .target.name, join_causes(.causes))]
+    #[error("{} {:?} is invalid: {}", qualified_kind(kind, &target.group), .target.name, join_causes(.causes))]
     Invalid { target: Target, kind: String, causes: Vec<FieldError> },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -101,6 +104,11 @@ pub enum ApiError {
     Unavailable { message: String },
 }
 
+/// `Service` or `Deployment.apps`, as upstream's `GroupKind.String()`.
+fn qualified_kind(kind: &str, group: &str) -> String {
+    if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") }
+}
+
 fn join_causes(causes: &[FieldError]) -> String {
     if causes.len() == 1 {
         return causes[0].message.clone();
@@ -116,10 +124,6 @@ impl Target {
     /// `pods` or `deployments.apps`, as upstream's messages print a `GroupResource`.
     fn resource_display(&self) -> String {
         if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) }
-    }
-
-    fn kind_display(&self) -> String {
-        self.resource_display()
     }
 }
 
@@ -230,9 +234,9 @@ impl From<rkube_store::Error> for ApiError {
                     .into(),
             },
             S::Compacted { .. } => ApiError::Gone { message: "too old resource version".into() },
-            S::FutureRevision { requested, current } => ApiError::Timeout {
-                message: format!("Too large resource version: {requested}, current: {current}"),
-            },
+            S::FutureRevision { requested, current } => {
+                ApiError::Timeout { message: format!("Too large resource version: {requested}, current: {current}") }
+            }
             S::ValueTooLarge { .. } => ApiError::RequestEntityTooLarge { limit: rkube_store::MAX_VALUE_BYTES },
             S::InvalidKey { reason, .. } => ApiError::bad_request(format!("invalid object name: {reason}")),
             S::InvalidContinue { reason } => ApiError::bad_request(format!("invalid continue token: {reason}")),

@@ -70,6 +70,16 @@ pub struct Resource {
     pub strategy: &'static dyn Strategy,
 }
 
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.resource)?;
+        if !self.group.is_empty() {
+            write!(f, ".{}", self.group)?;
+        }
+        Ok(())
+    }
+}
+
 impl Resource {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
@@ -167,7 +177,13 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         categories: &["all"],
-        subresources: &[Subresource::Status, Subresource::Binding, Subresource::Log, Subresource::Exec, Subresource::Attach],
+        subresources: &[
+            Subresource::Status,
+            Subresource::Binding,
+            Subresource::Log,
+            Subresource::Exec,
+            Subresource::Attach,
+        ],
         strategy: &resources::PodStrategy,
     },
     Resource {

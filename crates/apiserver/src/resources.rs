@@ -1,7 +1,9 @@
 //! One [`Strategy`] per kind: type checking through the upstream types (k8s-openapi),
 //! upstream's defaults, and validation with upstream's messages.
 
-use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery};
+use k8s_openapi::api::{
+    apps::v1 as apps, coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -274,7 +276,8 @@ impl Strategy for PodStrategy {
         errs
     }
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj_mut(obj).insert("status".into(), json!({"phase": "Pending", "qosClass": qos_class(&obj["spec"])}));
+        let qos = qos_class(&obj["spec"]);
+        obj_mut(obj).insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
     }
     fn has_status_subresource(&self) -> bool {
         true
@@ -394,7 +397,10 @@ fn validate_service_spec(spec: &Value, old: Option<&Value>, errs: &mut Vec<Field
         match &p["targetPort"] {
             Value::Number(_) => validate_port(&p["targetPort"], &format!("{path}.targetPort"), errs),
             Value::String(s) => {
-                if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                if s.is_empty()
+                    || s.len() > 15
+                    || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                {
                     errs.push(FieldError::invalid(
                         format!("{path}.targetPort"),
                         &Value::from(s.as_str()),

@@ -12,13 +12,19 @@ pub enum Route {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1` or `/apis/<group>/<version>`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     /// A resource, a collection or one object, with an optional subresource.
     Resource(ResourceRoute),
     Version,
     Health(&'static str),
     OpenApiV3Root,
-    OpenApiV3 { group: String, version: String },
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     Metrics,
 }
@@ -118,8 +124,7 @@ impl Query {
     }
 
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1" | ""))
-            && self.0.iter().any(|(k, _)| k == key)
+        matches!(self.get(key), Some("true" | "1" | "")) && self.0.iter().any(|(k, _)| k == key)
     }
 }
 

@@ -72,7 +72,9 @@ pub fn validate_metadata(obj: &Value, rule: NameRule, namespaced: bool) -> Vec<F
             errs.push(FieldError {
                 reason: "FieldValueTooLong",
                 field: "metadata.annotations".into(),
-                message: format!("metadata.annotations: Too long: must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+                message: format!(
+                    "metadata.annotations: Too long: must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+                ),
             });
         }
     }
@@ -114,9 +116,15 @@ mod tests {
         assert!(dns1123_label_errors("my-nginx").is_empty());
         assert!(!dns1123_label_errors("My_Nginx").is_empty());
         assert!(!dns1123_label_errors(&"a".repeat(64)).is_empty());
-        let errs = validate_metadata(&json!({"metadata": {"name": "Bad_Name", "namespace": "default"}}), NameRule::Subdomain, true);
+        let errs = validate_metadata(
+            &json!({"metadata": {"name": "Bad_Name", "namespace": "default"}}),
+            NameRule::Subdomain,
+            true,
+        );
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].message.starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        assert!(
+            errs[0].message.starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain")
+        );
     }
 
     #[test]
