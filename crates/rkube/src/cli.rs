@@ -23,6 +23,14 @@ pub struct ServerArgs {
     #[arg(long, default_value = "/var/lib/rkube/server", env = "RKUBE_DATA_DIR")]
     pub data_dir: PathBuf,
 
+    /// Where the API server listens (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:6443", env = "RKUBE_LISTEN")]
+    pub listen: std::net::SocketAddr,
+
+    /// Extra names or addresses for the API server's certificate; may be repeated.
+    #[arg(long = "tls-san")]
+    pub tls_sans: Vec<String>,
+
     /// The cluster state store. Empty means the embedded SQLite database in the data
     /// directory; `etcd://host:2379[,host:2379...]` (or `etcds://` for TLS) means etcd.
     #[arg(long, default_value = "", env = "RKUBE_DATASTORE")]

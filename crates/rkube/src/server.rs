@@ -1,8 +1,8 @@
 //! `rkube server`: the control plane.
 //!
-//! Start sequence: open the store, then (in later milestones) the API server and the
-//! controllers. Drain sequence, on SIGINT or SIGTERM: stop accepting, then drop the store,
-//! which lets the SQLite writer finish its last batch.
+//! Start sequence: open the store, start the API server (certificates, watch cache, seed
+//! namespaces, listen), write the admin kubeconfig. Drain sequence, on SIGINT or SIGTERM:
+//! stop accepting, then drop the store, which lets the SQLite writer finish its last batch.
 
 use std::sync::Arc;
 
@@ -16,8 +16,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let revision = store.current_revision().await.context("reading the store's revision")?;
     tracing::info!(datastore = %describe(&args), revision, "store ready");
 
+    let mut config = rkube_apiserver::server::Config::new(args.data_dir.clone(), args.listen);
+    config.sans = args.tls_sans.clone();
+    let api = rkube_apiserver::server::ApiServer::start(config, store.clone()).await.context("starting the API server")?;
+    tracing::info!(address = %api.local_addr, kubeconfig = %api.kubeconfig.display(), "API server ready");
+    println!("rkube server is ready at https://{}", api.local_addr);
+    println!("  export KUBECONFIG={}", api.kubeconfig.display());
+
     wait_for_shutdown().await;
     tracing::info!("shutting down");
+    api.shutdown();
+    drop(api);
     drop(store);
     Ok(())
 }

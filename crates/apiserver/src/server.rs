@@ -1,0 +1,308 @@
+//! Serving: TLS on a TCP listener, HTTP/1.1 and HTTP/2 with upgrades, authentication, and
+//! dispatch of each request to discovery, OpenAPI or the resource handlers.
+//!
+//! Start sequence ([`ApiServer::start`]): certificates → watch cache (and wait until it has
+//! listed) → seed namespaces → bind → accept. Shutdown: the accept loop stops when its task
+//! is aborted; connections in flight finish on their own tasks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rkube_store::Store;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::auth::Authenticator;
+use crate::body::{self, Body};
+use crate::cache::WatchCache;
+use crate::error::ApiError;
+use crate::handlers::{self, Api};
+use crate::pki::Pki;
+use crate::registry;
+use crate::route::{self, Query, Route};
+use crate::{discovery, openapi};
+
+/// The Kubernetes version the API reports. kubectl's dispatcher picks its client binary
+/// from the minor version, so this is also the protocol rkube promises to speak.
+pub const KUBE_MAJOR: &str = "1";
+pub const KUBE_MINOR: &str = "33";
+pub const KUBE_GIT_VERSION: &str = "v1.33.1";
+
+/// The namespaces every cluster has.
+pub const SEED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Certificates, keys, tokens and the admin kubeconfig live here.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Extra names and addresses for the serving certificate (the listen address is added).
+    pub sans: Vec<String>,
+    /// How often history is compacted; upstream compacts every 5 minutes.
+    pub compaction_interval: Duration,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Config {
+        Config { data_dir, listen, sans: Vec::new(), compaction_interval: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("certificates: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the watch cache did not become ready: the store is not answering")]
+    CacheNotReady,
+    #[error("store: {0}")]
+    Store(#[from] rkube_store::Error),
+    #[error("seeding namespace {name}: {source}")]
+    Seed { name: String, source: ApiError },
+}
+
+/// A running API server.
+pub struct ApiServer {
+    pub api: Arc<Api>,
+    pub local_addr: SocketAddr,
+    pub kubeconfig: PathBuf,
+    pub pki: Arc<Pki>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ApiServer {
+    pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<ApiServer, StartError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+
+        let mut sans = config.sans.clone();
+        if !local_addr.ip().is_unspecified() {
+            sans.push(local_addr.ip().to_string());
+        }
+        let pki_dir = config.data_dir.join("tls");
+        let pki = Arc::new(Pki::ensure(&pki_dir, &sans)?);
+        let auth = Arc::new(Authenticator::load(&pki_dir)?);
+
+        let cache = WatchCache::new();
+        let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
+        let rev = store.current_revision().await?;
+        cache.wait_fresh(rev, Duration::from_secs(30)).await.map_err(|_| StartError::CacheNotReady)?;
+        let api = Arc::new(Api { store: store.clone(), cache });
+        seed(&api).await?;
+        tasks.push(tokio::spawn(compactor(store, config.compaction_interval)));
+
+        let host = if local_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local_addr.ip().to_string() };
+        let url = format!("https://{}", SocketAddr::new(host.parse().unwrap_or(local_addr.ip()), local_addr.port()));
+        let kubeconfig = config.data_dir.join("kubeconfig");
+        pki.write_kubeconfig(&kubeconfig, &url, "rkube")?;
+
+        let state = Arc::new(State { api: api.clone(), auth, server_address: local_addr.to_string() });
+        tasks.push(tokio::spawn(accept_loop(listener, pki.server_config(), state)));
+        Ok(ApiServer { api, local_addr, kubeconfig, pki, tasks })
+    }
+
+    /// Stops accepting; in-flight requests finish on their own tasks.
+    pub fn shutdown(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn seed(api: &Api) -> Result<(), StartError> {
+    let namespaces = registry::find("", "v1", "namespaces").ok_or(StartError::CacheNotReady)?;
+    for name in SEED_NAMESPACES {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match api.create_object(namespaces, ns, false).await {
+            Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
+            Err(source) => return Err(StartError::Seed { name: (*name).to_owned(), source }),
+        }
+    }
+    Ok(())
+}
+
+/// Compacts the store's history every `interval`, keeping what was written since the
+/// previous pass, as upstream's compactor does.
+async fn compactor(store: Arc<dyn Store>, interval: Duration) {
+    let mut previous = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(rev) = store.current_revision().await else { continue };
+        if let Some(prev) = previous {
+            if let Err(e) = store.compact(prev).await {
+                tracing::warn!(error = %e, revision = prev, "compaction failed");
+            }
+        }
+        previous = Some(rev);
+    }
+}
+
+struct State {
+    api: Arc<Api>,
+    auth: Arc<Authenticator>,
+    server_address: String,
+}
+
+async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<State>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let peer_certs: Option<Vec<rustls_pki_types::CertificateDer<'static>>> =
+                tls.get_ref().1.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let peer_certs = peer_certs.clone();
+                async move { Ok::<_, std::convert::Infallible>(serve(&state, peer_certs.as_deref(), req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Paths anyone may read, as upstream's `system:public-info-viewer` role allows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+async fn serve(
+    state: &State,
+    peer_certs: Option<&[rustls_pki_types::CertificateDer<'static>]>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let auth_header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let user = state.auth.authenticate(peer_certs, auth_header);
+    let resp = if user.is_none() && !is_public(&path) {
+        body::error_response(&ApiError::Unauthorized)
+    } else {
+        match dispatch(state, req).await {
+            Ok(resp) => resp,
+            Err(e) => body::error_response(&e),
+        }
+    };
+    tracing::debug!(%method, %path, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    resp
+}
+
+async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_owned();
+    let query = Query::parse(req.uri().query());
+    let Some(route) = route::parse(&path) else { return Err(ApiError::NoSuchPath) };
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let get_only = |m: &Method| if m == Method::GET || m == Method::HEAD { Ok(()) } else { Err(ApiError::MethodNotAllowed) };
+    match route {
+        Route::Version => {
+            get_only(req.method())?;
+            Ok(body::json_response(StatusCode::OK, &version_info()))
+        }
+        Route::Health(_) => Ok(body::bytes_response(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok"))),
+        Route::Metrics => Ok(body::bytes_response(StatusCode::OK, "text/plain; version=0.0.4", Bytes::new())),
+        Route::CoreVersions | Route::Groups => {
+            get_only(req.method())?;
+            let core = matches!(route, Route::CoreVersions);
+            let negotiated = discovery::negotiate(accept.as_deref());
+            let doc = match negotiated.aggregated {
+                Some(version) => discovery::aggregated(core, version),
+                None if core => discovery::api_versions(&state.server_address),
+                None => discovery::api_group_list(),
+            };
+            Ok(body::bytes_response(StatusCode::OK, negotiated.content_type, Bytes::from(doc.to_string())))
+        }
+        Route::Group(g) => {
+            get_only(req.method())?;
+            let doc = discovery::api_group(&g).ok_or(ApiError::NoSuchPath)?;
+            Ok(body::json_response(StatusCode::OK, &doc))
+        }
+        Route::ResourceList { group, version } => {
+            get_only(req.method())?;
+            let doc = discovery::api_resource_list(&group, &version).ok_or(ApiError::NoSuchPath)?;
+            Ok(body::json_response(StatusCode::OK, &doc))
+        }
+        Route::OpenApiV3Root => Ok(body::json_response(StatusCode::OK, &openapi::root())),
+        Route::OpenApiV3 { group, version } => {
+            let doc = openapi::document(&group, &version).ok_or(ApiError::NoSuchPath)?;
+            let mut resp = body::bytes_response(StatusCode::OK, body::JSON, doc);
+            // Documents are addressed by hash, so a client may keep them for good.
+            if query.get("hash").is_some() {
+                resp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("public, immutable"));
+            }
+            Ok(resp)
+        }
+        Route::OpenApiV2 => Err(ApiError::NoSuchPath),
+        Route::Resource(route) => {
+            let (parts, incoming) = req.into_parts();
+            let body = match parts.method {
+                Method::GET | Method::HEAD => Bytes::new(),
+                _ => read_body(incoming).await?,
+            };
+            let req = handlers::Request { method: parts.method, route, query, headers: parts.headers, body };
+            state.api.handle(req).await
+        }
+    }
+}
+
+async fn read_body(incoming: Incoming) -> Result<Bytes, ApiError> {
+    match Limited::new(incoming, body::MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::RequestEntityTooLarge { limit: body::MAX_BODY_BYTES })
+        }
+        Err(e) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
+    }
+}
+
+pub fn version_info() -> Value {
+    json!({
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "gitVersion": KUBE_GIT_VERSION,
+        "gitCommit": "rkube",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": concat!("rkube ", env!("CARGO_PKG_VERSION")),
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
