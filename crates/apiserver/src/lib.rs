@@ -7,11 +7,13 @@
 //!
 //! **Architecture invariant:** this is the only crate that talks to the store.
 
+pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod error;
 pub mod handlers;
 pub mod meta;
+pub mod pki;
 pub mod printers;
 pub mod protobuf;
 pub mod registry;
