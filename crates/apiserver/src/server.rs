@@ -92,7 +92,7 @@ impl ApiServer {
         }
         let pki_dir = config.data_dir.join("tls");
         let pki = Arc::new(Pki::ensure(&pki_dir, &sans)?);
-        let auth = Arc::new(Authenticator::load(&pki_dir)?);
+        let auth = Arc::new(Authenticator::new(&pki_dir)?);
 
         let cache = WatchCache::new();
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
