@@ -9,9 +9,11 @@
 
 pub mod body;
 pub mod cache;
+pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod meta;
+pub mod openapi;
 pub mod printers;
 pub mod protobuf;
 pub mod registry;
