@@ -10,14 +10,17 @@
 pub mod auth;
 pub mod body;
 pub mod cache;
+pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod meta;
+pub mod openapi;
 pub mod pki;
 pub mod printers;
 pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod route;
+pub mod server;
 pub mod validation;
 pub mod watch;
