@@ -243,12 +243,17 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Response<Body
             get_only(req.method())?;
             let core = matches!(route, Route::CoreVersions);
             let negotiated = discovery::negotiate(accept.as_deref());
+            if !negotiated.acceptable {
+                return Err(ApiError::NotAcceptable);
+            }
             let doc = match negotiated.aggregated {
                 Some(version) => discovery::aggregated(core, version),
                 None if core => discovery::api_versions(&state.server_address),
                 None => discovery::api_group_list(),
             };
-            Ok(body::bytes_response(StatusCode::OK, negotiated.content_type, Bytes::from(doc.to_string())))
+            let mut resp = body::bytes_response(StatusCode::OK, negotiated.content_type, Bytes::from(doc.to_string()));
+            resp.headers_mut().insert(header::VARY, http::HeaderValue::from_static("Accept"));
+            Ok(resp)
         }
         Route::Group(g) => {
             get_only(req.method())?;
@@ -270,7 +275,12 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Response<Body
             }
             Ok(resp)
         }
-        Route::OpenApiV2 => Err(ApiError::NoSuchPath),
+        // kubectl 1.27 and 1.28 fetch v2 before validating and give up on a 404; an empty
+        // protobuf document makes them fall back to server-side validation.
+        Route::OpenApiV2 => match openapi::v2(accept.as_deref()) {
+            Some((content_type, doc)) => Ok(body::bytes_response(StatusCode::OK, content_type, doc)),
+            None => Err(ApiError::NoSuchPath),
+        },
         Route::Resource(route) => {
             let (parts, incoming) = req.into_parts();
             let body = match parts.method {
