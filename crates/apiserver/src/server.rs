@@ -231,13 +231,16 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Response<Body
     let query = Query::parse(req.uri().query());
     let Some(route) = route::parse(&path) else { return Err(ApiError::NoSuchPath) };
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let get_only = |m: &Method| if m == Method::GET || m == Method::HEAD { Ok(()) } else { Err(ApiError::MethodNotAllowed) };
+    let get_only =
+        |m: &Method| if m == Method::GET || m == Method::HEAD { Ok(()) } else { Err(ApiError::MethodNotAllowed) };
     match route {
         Route::Version => {
             get_only(req.method())?;
             Ok(body::json_response(StatusCode::OK, &version_info()))
         }
-        Route::Health(_) => Ok(body::bytes_response(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok"))),
+        Route::Health(_) => {
+            Ok(body::bytes_response(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok")))
+        }
         Route::Metrics => Ok(body::bytes_response(StatusCode::OK, "text/plain; version=0.0.4", Bytes::new())),
         Route::CoreVersions | Route::Groups => {
             get_only(req.method())?;

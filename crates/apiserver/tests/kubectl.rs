@@ -46,7 +46,10 @@ async fn apply_get_describe_and_delete() {
         let out = c.ok(k, &["apply", "-f", file]).await;
         assert!(out.contains("deployment.apps/my-nginx created"), "{k}: {out}");
         // Apply again with a change: a strategic merge patch.
-        let changed = c.write("deploy2.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 3").replace("containerPort: 80", "containerPort: 8080"));
+        let changed = c.write(
+            "deploy2.yaml",
+            &DEPLOYMENT.replace("replicas: 2", "replicas: 3").replace("containerPort: 80", "containerPort: 8080"),
+        );
         let out = c.ok(k, &["apply", "-f", changed.to_str().expect("path")]).await;
         assert!(out.contains("deployment.apps/my-nginx configured"), "{k}: {out}");
         let json = c.ok(k, &["get", "deployment", "my-nginx", "-o", "json"]).await;
@@ -86,11 +89,34 @@ async fn create_secrets_and_configmaps_on_every_version() {
     for k in kubectls() {
         let c = Cluster::start().await;
         let k = k.as_str();
-        let key = c.write("tls.key", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n");
-        let crt = c.write("tls.crt", "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n");
+        // A real self-signed pair, made as the tutorial makes it: kubectl parses both.
+        let key = c.dir.path().join("tls.key");
+        let crt = c.dir.path().join("tls.crt");
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-nodes", "-days", "365", "-newkey", "rsa:2048", "-subj", "/CN=my-nginx/O=my-nginx"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl req failed");
         let conf = c.write("default.conf", "server { listen 80; }\n");
         let out = c
-            .ok(k, &["create", "secret", "tls", "nginxsecret", "--key", key.to_str().expect("p"), "--cert", crt.to_str().expect("p")])
+            .ok(
+                k,
+                &[
+                    "create",
+                    "secret",
+                    "tls",
+                    "nginxsecret",
+                    "--key",
+                    key.to_str().expect("p"),
+                    "--cert",
+                    crt.to_str().expect("p"),
+                ],
+            )
             .await;
         assert!(out.contains("secret/nginxsecret created"), "{k}: {out}");
         let out = c.ok(k, &["create", "configmap", "nginxconfigmap", "--from-file", conf.to_str().expect("p")]).await;
@@ -103,8 +129,9 @@ async fn create_secrets_and_configmaps_on_every_version() {
         let cm = c.ok(k, &["get", "configmap", "nginxconfigmap", "-o", "jsonpath={.data.default\\.conf}"]).await;
         assert_eq!(cm, "server { listen 80; }\n", "{k}");
 
-        let err = c.fails(k, &["create", "configmap", "nginxconfigmap", "--from-file", conf.to_str().expect("p")]).await;
-        assert!(err.contains("AlreadyExists") && err.contains("already exists"), "{k}: {err}");
+        let err =
+            c.fails(k, &["create", "configmap", "nginxconfigmap", "--from-file", conf.to_str().expect("p")]).await;
+        assert!(err.contains("configmaps \"nginxconfigmap\" already exists"), "{k}: {err}");
     }
 }
 
@@ -145,7 +172,8 @@ async fn selectors_label_annotate_patch_scale() {
     assert_eq!(replicas, "5");
     // A strategic merge patch on a keyed list, as `kubectl set image` sends.
     c.ok(k, &["set", "image", "deployment/my-nginx", "my-nginx=nginx:1.27"]).await;
-    let image = c.ok(k, &["get", "deployment", "my-nginx", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).await;
+    let image =
+        c.ok(k, &["get", "deployment", "my-nginx", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).await;
     assert_eq!(image, "nginx:1.27");
     let generation = c.ok(k, &["get", "deployment", "my-nginx", "-o", "jsonpath={.metadata.generation}"]).await;
     assert_eq!(generation, "3", "scale and set image each bump the generation");
@@ -168,6 +196,8 @@ async fn edit_with_an_editor_script() {
 async fn get_watch_streams_changes() {
     let c = Cluster::start().await;
     let k = DISPATCHER;
+    // With nothing to list, kubectl prints no header; start from one object.
+    c.ok(k, &["create", "configmap", "first", "--from-literal", "a=1"]).await;
     let mut cmd = tokio::process::Command::new(k);
     cmd.args(["get", "configmaps", "-w", "--output-watch-events"])
         .env_clear()
@@ -178,8 +208,8 @@ async fn get_watch_streams_changes() {
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("spawn kubectl -w");
     let stdout = child.stdout.take().expect("stdout");
-    let lines = std::sync::Arc::new(parking_lot_lines::Lines::default());
-    let reader = tokio::spawn(parking_lot_lines::collect(stdout, lines.clone()));
+    let lines = std::sync::Arc::new(line_collector::Lines::default());
+    let reader = tokio::spawn(line_collector::collect(stdout, lines.clone()));
     // Wait until the watch is established (its header is printed), then change things.
     eventually(Duration::from_secs(20), "the watch to start", || {
         let lines = lines.clone();
@@ -201,7 +231,7 @@ async fn get_watch_streams_changes() {
 }
 
 /// A line collector for a child's stdout.
-mod parking_lot_lines {
+mod line_collector {
     use std::sync::Mutex;
 
     use tokio::io::{AsyncBufReadExt, BufReader};

@@ -18,7 +18,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let mut config = rkube_apiserver::server::Config::new(args.data_dir.clone(), args.listen);
     config.sans = args.tls_sans.clone();
-    let api = rkube_apiserver::server::ApiServer::start(config, store.clone()).await.context("starting the API server")?;
+    let api =
+        rkube_apiserver::server::ApiServer::start(config, store.clone()).await.context("starting the API server")?;
     tracing::info!(address = %api.local_addr, kubeconfig = %api.kubeconfig.display(), "API server ready");
     println!("rkube server is ready at https://{}", api.local_addr);
     println!("  export KUBECONFIG={}", api.kubeconfig.display());
