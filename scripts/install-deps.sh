@@ -9,6 +9,7 @@ packages=(
   "etcd-server:etcd"            # the etcd backend's tests and benchmark
   "etcd-client:etcdctl"         # debugging the etcd tests
   "protobuf-compiler:protoc"    # etcd-client generates its gRPC code at build time
+  "openssl:openssl"             # the tutorial's certificate, made as the tutorial makes it
 )
 
 missing=()
@@ -18,7 +19,18 @@ for entry in "${packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
 
+install_python_env() {
+  # The official Python client, in a virtualenv of our own so the system stays untouched.
+  local venv="${RKUBE_PYENV:-target/pyenv}"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import kubernetes, pytest" 2>/dev/null; then
+    echo "install-deps: creating $venv with the kubernetes client and pytest" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes pytest
+  fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
+  install_python_env
   exit 0
 fi
 
@@ -31,3 +43,4 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_python_env

@@ -226,10 +226,10 @@ impl WatchCache {
             let event =
                 Arc::new(CacheEvent { rev: ev.revision, resource_prefix: prefix, key: ev.kv.key, kind, object, prev });
             st.history.push_back(event.clone());
-            if st.history.len() > HISTORY {
-                if let Some(dropped) = st.history.pop_front() {
-                    st.oldest = dropped.rev;
-                }
+            if st.history.len() > HISTORY
+                && let Some(dropped) = st.history.pop_front()
+            {
+                st.oldest = dropped.rev;
             }
             st.rev = ev.revision;
             // Sent under the lock, so a subscriber that reads history under the lock never

@@ -575,13 +575,13 @@ impl Api {
                 map.insert("status".into(), new.get("status").cloned().unwrap_or(json!({})));
             }
             new = out;
-        } else if strategy.has_status_subresource() {
-            if let Some(map) = new.as_object_mut() {
-                match cur.get("status") {
-                    Some(s) => map.insert("status".into(), s.clone()),
-                    None => map.remove("status"),
-                };
-            }
+        } else if strategy.has_status_subresource()
+            && let Some(map) = new.as_object_mut()
+        {
+            match cur.get("status") {
+                Some(s) => map.insert("status".into(), s.clone()),
+                None => map.remove("status"),
+            };
         }
         {
             let cur_meta = &cur["metadata"];
@@ -644,26 +644,26 @@ impl Api {
         let target = Target::new(resource.group, resource.resource, name);
         for _ in 0..MAX_RETRIES {
             let (cur, rev) = self.read(resource, namespace, name).await?;
-            if let Some(uid) = &options.precondition_uid {
-                if uid != meta::uid(&cur) {
-                    return Err(ApiError::Conflict {
-                        target,
-                        message: format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta::uid(&cur)
-                        ),
-                    });
-                }
+            if let Some(uid) = &options.precondition_uid
+                && uid != meta::uid(&cur)
+            {
+                return Err(ApiError::Conflict {
+                    target,
+                    message: format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta::uid(&cur)
+                    ),
+                });
             }
-            if let Some(want) = options.precondition_rv {
-                if want != rev {
-                    return Err(ApiError::Conflict {
-                        target,
-                        message: format!(
-                            "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
-                        ),
-                    });
-                }
+            if let Some(want) = options.precondition_rv
+                && want != rev
+            {
+                return Err(ApiError::Conflict {
+                    target,
+                    message: format!(
+                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+                    ),
+                });
             }
             let mut finalizers = meta::finalizers(&cur);
             match options.propagation.as_deref() {
@@ -719,10 +719,8 @@ impl Api {
                         m.remove("finalizers");
                     }
                 }
-                if is_namespace {
-                    if let Some(map) = marked.as_object_mut() {
-                        map.insert("status".into(), json!({"phase": "Terminating"}));
-                    }
+                if is_namespace && let Some(map) = marked.as_object_mut() {
+                    map.insert("status".into(), json!({"phase": "Terminating"}));
                 }
                 match self.store.update(&key, encode(&marked)?, rev).await {
                     Ok(new_rev) => {
@@ -1078,18 +1076,18 @@ impl DeleteOptions {
         if req.query.get("orphanDependents") == Some("true") && o.propagation.is_none() {
             o.propagation = Some("Orphan".into());
         }
-        if let Some(p) = &o.propagation {
-            if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-                return Err(ApiError::invalid(
-                    Target::default(),
-                    "DeleteOptions",
-                    vec![crate::error::FieldError::not_supported(
-                        "propagationPolicy",
-                        &Value::from(p.as_str()),
-                        &["Foreground", "Background", "Orphan", "nil"],
-                    )],
-                ));
-            }
+        if let Some(p) = &o.propagation
+            && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+        {
+            return Err(ApiError::invalid(
+                Target::default(),
+                "DeleteOptions",
+                vec![crate::error::FieldError::not_supported(
+                    "propagationPolicy",
+                    &Value::from(p.as_str()),
+                    &["Foreground", "Background", "Orphan", "nil"],
+                )],
+            ));
         }
         Ok(o)
     }

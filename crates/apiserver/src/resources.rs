@@ -207,14 +207,14 @@ fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
             }
         }
     }
-    if let Some(policy) = spec["restartPolicy"].as_str() {
-        if !["Always", "OnFailure", "Never"].contains(&policy) {
-            errs.push(FieldError::not_supported(
-                format!("{path}.restartPolicy"),
-                &Value::from(policy),
-                &["Always", "OnFailure", "Never"],
-            ));
-        }
+    if let Some(policy) = spec["restartPolicy"].as_str()
+        && !["Always", "OnFailure", "Never"].contains(&policy)
+    {
+        errs.push(FieldError::not_supported(
+            format!("{path}.restartPolicy"),
+            &Value::from(policy),
+            &["Always", "OnFailure", "Never"],
+        ));
     }
 }
 
@@ -391,22 +391,21 @@ fn validate_service_spec(spec: &Value, old: Option<&Value>, errs: &mut Vec<Field
         }
         let key = (p["port"].as_i64(), proto);
         if seen_ports.contains(&key) {
-            errs.push(FieldError::duplicate(format!("{path}"), &json!({"port": p["port"], "protocol": proto})));
+            errs.push(FieldError::duplicate(path.to_string(), &json!({"port": p["port"], "protocol": proto})));
         }
         seen_ports.push(key);
         match &p["targetPort"] {
             Value::Number(_) => validate_port(&p["targetPort"], &format!("{path}.targetPort"), errs),
-            Value::String(s) => {
-                if s.is_empty()
+            Value::String(s)
+                if (s.is_empty()
                     || s.len() > 15
-                    || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                {
-                    errs.push(FieldError::invalid(
-                        format!("{path}.targetPort"),
-                        &Value::from(s.as_str()),
-                        "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
-                    ));
-                }
+                    || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')) =>
+            {
+                errs.push(FieldError::invalid(
+                    format!("{path}.targetPort"),
+                    &Value::from(s.as_str()),
+                    "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                ));
             }
             _ => {}
         }
@@ -503,10 +502,10 @@ fn default_template(spec: &mut Value) {
 /// Checks a workload's selector and template, as upstream's apps validation does.
 fn validate_workload(obj: &Value, errs: &mut Vec<FieldError>) {
     let spec = &obj["spec"];
-    if let Some(r) = spec["replicas"].as_i64() {
-        if r < 0 {
-            errs.push(FieldError::invalid("spec.replicas", &spec["replicas"], "must be greater than or equal to 0"));
-        }
+    if let Some(r) = spec["replicas"].as_i64()
+        && r < 0
+    {
+        errs.push(FieldError::invalid("spec.replicas", &spec["replicas"], "must be greater than or equal to 0"));
     }
     let selector = &spec["selector"];
     let empty = selector["matchLabels"].as_object().is_none_or(Map::is_empty)
@@ -532,10 +531,10 @@ fn validate_workload(obj: &Value, errs: &mut Vec<FieldError>) {
     }
     errs.extend(validate_labels(&spec["template"]["metadata"]["labels"], "spec.template.metadata.labels"));
     validate_pod_spec(&spec["template"]["spec"], "spec.template.spec", errs);
-    if let Some(policy) = spec["template"]["spec"]["restartPolicy"].as_str() {
-        if policy != "Always" {
-            errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", &Value::from(policy), &["Always"]));
-        }
+    if let Some(policy) = spec["template"]["spec"]["restartPolicy"].as_str()
+        && policy != "Always"
+    {
+        errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", &Value::from(policy), &["Always"]));
     }
 }
 

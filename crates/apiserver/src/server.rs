@@ -145,10 +145,10 @@ async fn compactor(store: Arc<dyn Store>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
         let Ok(rev) = store.current_revision().await else { continue };
-        if let Some(prev) = previous {
-            if let Err(e) = store.compact(prev).await {
-                tracing::warn!(error = %e, revision = prev, "compaction failed");
-            }
+        if let Some(prev) = previous
+            && let Err(e) = store.compact(prev).await
+        {
+            tracing::warn!(error = %e, revision = prev, "compaction failed");
         }
         previous = Some(rev);
     }

@@ -73,7 +73,7 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
 
     let (tx, out) = mpsc::channel::<Bytes>(256);
     let mut encoder = Encoder { accept, resource, table_opts: table_options(&req.query)?, sent_headers: false };
-    let initial_end = send_initial.then(|| after);
+    let initial_end = send_initial.then_some(after);
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -84,10 +84,10 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
                 return;
             }
         }
-        if let Some(rev) = initial_end {
-            if tx.send(encoder.bookmark(rev, true)).await.is_err() {
-                return;
-            }
+        if let Some(rev) = initial_end
+            && tx.send(encoder.bookmark(rev, true)).await.is_err()
+        {
+            return;
         }
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
         ticker.tick().await;
@@ -99,11 +99,10 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
                             continue;
                         }
                         last_rev = ev.rev;
-                        if let Some((ty, obj)) = translate(&ev, &filter, &list_prefix) {
-                            if tx.send(encoder.event(ty.as_str(), &obj)).await.is_err() {
+                        if let Some((ty, obj)) = translate(&ev, &filter, &list_prefix)
+                            && tx.send(encoder.event(ty.as_str(), &obj)).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // Too slow to keep up, or the cache is gone: end the watch; the client
                     // resumes from the last resourceVersion it saw.
