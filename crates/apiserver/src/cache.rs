@@ -22,8 +22,12 @@ use tokio::sync::{broadcast, watch};
 
 use crate::meta;
 
-/// The root of every key the API server writes.
+/// The root of every API object's key.
 pub const REGISTRY: &str = "/registry/";
+/// The cache watches the whole keyspace, not just the registry, so that its revision
+/// follows the store's global revision even when the newest write is not an API object
+/// (a service IP allocation, say); consistent reads wait for that revision.
+const WATCH_ROOT: &str = "/";
 /// How many recent events a watch can resume from.
 const HISTORY: usize = 50_000;
 const BROADCAST_CAPACITY: usize = 16_384;
@@ -148,7 +152,7 @@ impl WatchCache {
                     continue;
                 }
             };
-            let mut stream = match store.watch(REGISTRY, rev).await {
+            let mut stream = match store.watch(WATCH_ROOT, rev).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "watch cache: watch failed; re-listing");
@@ -171,7 +175,7 @@ impl WatchCache {
         let mut objects: HashMap<String, BTreeMap<String, Arc<Value>>> = HashMap::new();
         let mut options = ListOptions { limit: LIST_PAGE, ..Default::default() };
         let rev = loop {
-            let page = store.list(REGISTRY, options.clone()).await?;
+            let page = store.list(WATCH_ROOT, options.clone()).await?;
             for kv in &page.items {
                 let (Some(prefix), Some(obj)) = (resource_prefix(&kv.key), decode(kv)) else { continue };
                 objects.entry(prefix.to_owned()).or_default().insert(kv.key.clone(), obj);

@@ -34,6 +34,7 @@ const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Api {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
+    pub services: Arc<crate::services::Allocators>,
 }
 
 /// One request to a resource, already routed and authenticated.
@@ -333,6 +334,25 @@ impl Api {
         }
         strategy.prepare_for_create(&mut obj);
         strategy.default(&mut obj);
+        let held = if is_service(resource) { Some(self.services.admit_create(&mut obj).await?) } else { None };
+        let result = self.store_new_object(resource, obj, generate, dry_run).await;
+        if let Some(held) = held {
+            // Nothing stored: give back what was allocated (a dry run never keeps anything).
+            if result.is_err() || dry_run {
+                self.services.release(&held).await;
+            }
+        }
+        result
+    }
+
+    async fn store_new_object(
+        &self,
+        resource: &Resource,
+        mut obj: Value,
+        generate: bool,
+        dry_run: bool,
+    ) -> Result<(Value, StatusCode), ApiError> {
+        let strategy = resource.strategy;
         for attempt in 0..MAX_RETRIES {
             if generate {
                 let base = obj["metadata"]["generateName"].as_str().unwrap_or("").to_owned();
@@ -516,46 +536,85 @@ impl Api {
                     resource.kind, resource.version, resource.kind
                 )));
             }
-            let new = self.prepare_update(resource, new, &cur, status_only)?;
+            let mut new = self.prepare_update(resource, new, &cur, status_only)?;
+            // Services: carry allocations across the update, allocate what a type change needs.
+            let (got, dropped) = if is_service(resource) && !status_only {
+                self.services.admit_update(&mut new, &cur).await?
+            } else {
+                Default::default()
+            };
+            let outcome = self.write_update(req, resource, &key, new, &cur, rev, precondition, dry_run).await;
+            match &outcome {
+                Ok(Some(_)) if !dry_run => self.services.release(&dropped).await,
+                _ => self.services.release(&got).await,
+            }
+            match outcome {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::Conflict { target: req.target(), message: "too many concurrent updates; try again".into() })
+    }
+
+    /// Writes one prepared update. `Ok(None)` means the write lost a race and should be retried.
+    #[allow(clippy::too_many_arguments)] // One caller; these are the loop's state.
+    async fn write_update(
+        &self,
+        req: &Request,
+        resource: &Resource,
+        key: &str,
+        new: Value,
+        cur: &Value,
+        rev: Revision,
+        precondition: Option<Revision>,
+        dry_run: bool,
+    ) -> Result<Option<Value>, ApiError> {
+        {
             // A write that changes nothing is not written, as upstream does, so that repeated
             // applies and idempotent controllers do not churn revisions.
-            if strip_rv(&new) == strip_rv(&cur) {
-                return Ok(cur);
+            if strip_rv(&new) == strip_rv(cur) {
+                return Ok(Some(cur.clone()));
             }
             if dry_run {
-                return Ok(new);
+                return Ok(Some(new));
             }
             // Removing the last finalizer from an object that is being deleted deletes it.
             if meta::deletion_timestamp(&new).is_some()
                 && meta::finalizers(&new).is_empty()
                 && !pod_awaiting_kubelet(resource, &new)
             {
-                match self.store.delete(&key, Some(rev)).await {
+                match self.store.delete(key, Some(rev)).await {
                     Ok((_, del_rev)) => {
+                        self.after_delete(resource, cur).await;
                         let mut gone = new;
                         meta::set_resource_version(&mut gone, del_rev);
-                        return Ok(gone);
+                        return Ok(Some(gone));
                     }
-                    Err(rkube_store::Error::Conflict { .. }) if precondition.is_none() => continue,
+                    Err(rkube_store::Error::Conflict { .. }) if precondition.is_none() => return Ok(None),
                     Err(rkube_store::Error::Conflict { .. }) => return Err(conflict(req.target())),
                     Err(e) => return Err(e.into()),
                 }
             }
-            match self.store.update(&key, encode(&new)?, rev).await {
+            match self.store.update(key, encode(&new)?, rev).await {
                 Ok(new_rev) => {
                     let mut out = new;
                     meta::set_resource_version(&mut out, new_rev);
-                    return Ok(out);
+                    Ok(Some(out))
                 }
-                Err(rkube_store::Error::Conflict { .. }) if precondition.is_none() => continue,
-                Err(rkube_store::Error::Conflict { .. }) => return Err(conflict(req.target())),
-                Err(rkube_store::Error::NotFound { .. }) => {
-                    return Err(ApiError::NotFound(req.target()));
-                }
-                Err(e) => return Err(e.into()),
+                Err(rkube_store::Error::Conflict { .. }) if precondition.is_none() => Ok(None),
+                Err(rkube_store::Error::Conflict { .. }) => Err(conflict(req.target())),
+                Err(rkube_store::Error::NotFound { .. }) => Err(ApiError::NotFound(req.target())),
+                Err(e) => Err(e.into()),
             }
         }
-        Err(ApiError::Conflict { target: req.target(), message: "too many concurrent updates; try again".into() })
+    }
+
+    /// What must happen once an object is really gone from the store.
+    async fn after_delete(&self, resource: &Resource, obj: &Value) {
+        if is_service(resource) {
+            self.services.release(&crate::services::holdings(obj)).await;
+        }
     }
 
     /// Carries over what an update may not change, splits spec from status, bumps the
@@ -734,6 +793,7 @@ impl Api {
             }
             match self.store.delete(&key, Some(rev)).await {
                 Ok((_, del_rev)) => {
+                    self.after_delete(resource, &cur).await;
                     let mut gone = cur;
                     meta::set_resource_version(&mut gone, del_rev);
                     return Ok(gone);
@@ -896,6 +956,10 @@ pub fn set_condition(pod: &mut Value, ty: &str, status: &str, reason: Option<&st
         }
         None => conds.push(cond),
     }
+}
+
+fn is_service(resource: &Resource) -> bool {
+    resource.group.is_empty() && resource.resource == "services"
 }
 
 fn obj_has_spec(resource: &Resource) -> bool {

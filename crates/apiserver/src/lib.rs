@@ -22,5 +22,6 @@ pub mod registry;
 pub mod resources;
 pub mod route;
 pub mod server;
+pub mod services;
 pub mod validation;
 pub mod watch;

@@ -28,6 +28,7 @@ use crate::handlers::{self, Api};
 use crate::pki::Pki;
 use crate::registry;
 use crate::route::{self, Query, Route};
+use crate::services::{Allocators, ServiceConfig};
 use crate::{discovery, openapi};
 
 /// The Kubernetes version the API reports. kubectl's dispatcher picks its client binary
@@ -48,11 +49,29 @@ pub struct Config {
     pub sans: Vec<String>,
     /// How often history is compacted; upstream compacts every 5 minutes.
     pub compaction_interval: Duration,
+    /// The Service CIDR and NodePort range.
+    pub services: ServiceConfig,
+    /// How often the allocation repair loop runs.
+    pub repair_interval: Duration,
+    /// The address other components reach the API on, published in the `kubernetes` Service's
+    /// endpoints. Defaults to the listen address (127.0.0.1 when listening on all addresses).
+    pub advertise_address: Option<std::net::IpAddr>,
+    /// Whether cluster DNS is on: then the server creates `kube-system/kube-dns`.
+    pub dns: bool,
 }
 
 impl Config {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Config {
-        Config { data_dir, listen, sans: Vec::new(), compaction_interval: Duration::from_secs(300) }
+        Config {
+            data_dir,
+            listen,
+            sans: Vec::new(),
+            compaction_interval: Duration::from_secs(300),
+            services: ServiceConfig::default(),
+            repair_interval: Duration::from_secs(60),
+            advertise_address: None,
+            dns: true,
+        }
     }
 }
 
@@ -66,8 +85,10 @@ pub enum StartError {
     CacheNotReady,
     #[error("store: {0}")]
     Store(#[from] rkube_store::Error),
-    #[error("seeding namespace {name}: {source}")]
+    #[error("seeding {name}: {source}")]
     Seed { name: String, source: ApiError },
+    #[error("service allocators: {0}")]
+    Allocators(ApiError),
 }
 
 /// A running API server.
@@ -98,9 +119,14 @@ impl ApiServer {
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
         let rev = store.current_revision().await?;
         cache.wait_fresh(rev, Duration::from_secs(30)).await.map_err(|_| StartError::CacheNotReady)?;
-        let api = Arc::new(Api { store: store.clone(), cache });
-        seed(&api).await?;
+        let services = Allocators::new(store.clone(), config.services.clone()).await.map_err(StartError::Allocators)?;
+        let api = Arc::new(Api { store: store.clone(), cache, services });
+        let advertise = config.advertise_address.unwrap_or_else(|| {
+            if local_addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { local_addr.ip() }
+        });
+        seed(&api, advertise, local_addr.port(), config.dns).await?;
         tasks.push(tokio::spawn(compactor(store, config.compaction_interval)));
+        tasks.push(tokio::spawn(repair_loop(api.clone(), config.repair_interval)));
 
         let host = if local_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local_addr.ip().to_string() };
         let url = format!("https://{}", SocketAddr::new(host.parse().unwrap_or(local_addr.ip()), local_addr.port()));
@@ -126,16 +152,75 @@ impl Drop for ApiServer {
     }
 }
 
-async fn seed(api: &Api) -> Result<(), StartError> {
-    let namespaces = registry::find("", "v1", "namespaces").ok_or(StartError::CacheNotReady)?;
+async fn seed(api: &Api, advertise: std::net::IpAddr, port: u16, dns: bool) -> Result<(), StartError> {
+    let find = |g: &str, r: &str| registry::find(g, "v1", r).ok_or(StartError::CacheNotReady);
+    let namespaces = find("", "namespaces")?;
     for name in SEED_NAMESPACES {
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match api.create_object(namespaces, ns, false).await {
-            Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
-            Err(source) => return Err(StartError::Seed { name: (*name).to_owned(), source }),
-        }
+        seed_one(api, namespaces, ns, name).await?;
+    }
+    let cidr = api.services.config.cidr;
+    let first = cidr.nth(1).map(|ip| ip.to_string()).unwrap_or_default();
+    let kubernetes = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+    });
+    seed_one(api, find("", "services")?, kubernetes, "service default/kubernetes").await?;
+    let endpoints = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": advertise.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+    });
+    seed_one(api, find("", "endpoints")?, endpoints, "endpoints default/kubernetes").await?;
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": if advertise.is_ipv4() { "IPv4" } else { "IPv6" },
+        "endpoints": [{"addresses": [advertise.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    seed_one(api, find("discovery.k8s.io", "endpointslices")?, slice, "endpointslice default/kubernetes").await?;
+    if dns {
+        let tenth = cidr.nth(10).map(|ip| ip.to_string()).unwrap_or_default();
+        let kube_dns = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                         "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "KubeDNS"}},
+            "spec": {"clusterIP": tenth, "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ]},
+        });
+        seed_one(api, find("", "services")?, kube_dns, "service kube-system/kube-dns").await?;
     }
     Ok(())
+}
+
+async fn seed_one(api: &Api, resource: &registry::Resource, obj: Value, name: &str) -> Result<(), StartError> {
+    match api.create_object(resource, obj, false).await {
+        Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
+        Err(source) => Err(StartError::Seed { name: name.to_owned(), source }),
+    }
+}
+
+/// Runs the allocation repair pass every `interval`, over the Services in the watch cache.
+async fn repair_loop(api: Arc<Api>, interval: Duration) {
+    let services = registry::find("", "v1", "services").map(|r| r.prefix()).unwrap_or_default();
+    loop {
+        tokio::time::sleep(interval).await;
+        // The cache must be current, or a just-created Service could look like a leak.
+        let Ok(rev) = api.store.current_revision().await else { continue };
+        if api.cache.wait_fresh(rev, Duration::from_secs(5)).await.is_err() {
+            continue;
+        }
+        let (_, all) = api.cache.list(&services, &services);
+        match api.services.repair(&all).await {
+            Ok(r) if r.restored + r.freed > 0 => tracing::info!(restored = r.restored, freed = r.freed, "repaired service allocations"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "service allocation repair failed"),
+        }
+    }
 }
 
 /// Compacts the store's history every `interval`, keeping what was written since the
@@ -241,7 +326,7 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Response<Body
         Route::Health(_) => {
             Ok(body::bytes_response(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok")))
         }
-        Route::Metrics => Ok(body::bytes_response(StatusCode::OK, "text/plain; version=0.0.4", Bytes::new())),
+        Route::Metrics => Ok(body::bytes_response(StatusCode::OK, "text/plain; version=0.0.4", metrics(&state.api))),
         Route::CoreVersions | Route::Groups => {
             get_only(req.method())?;
             let core = matches!(route, Route::CoreVersions);
@@ -304,6 +389,25 @@ async fn read_body(incoming: Incoming) -> Result<Bytes, ApiError> {
         }
         Err(e) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
     }
+}
+
+/// Prometheus text metrics, with upstream's names where upstream has the same figure.
+fn metrics(api: &Api) -> Bytes {
+    let (ips, ports) = api.services.allocated();
+    let cidr = api.services.config.cidr;
+    let text = format!(
+        "# HELP kube_apiserver_clusterip_allocator_allocated_ips Gauge measuring the number of allocated IPs for Services\n\
+         # TYPE kube_apiserver_clusterip_allocator_allocated_ips gauge\n\
+         kube_apiserver_clusterip_allocator_allocated_ips{{cidr=\"{cidr}\"}} {ips}\n\
+         # HELP kube_apiserver_nodeport_allocator_allocated_ports Gauge measuring the number of allocated NodePorts for Services\n\
+         # TYPE kube_apiserver_nodeport_allocator_allocated_ports gauge\n\
+         kube_apiserver_nodeport_allocator_allocated_ports {ports}\n\
+         # HELP rkube_store_revision The newest revision the watch cache has applied.\n\
+         # TYPE rkube_store_revision gauge\n\
+         rkube_store_revision {}\n",
+        api.cache.revision()
+    );
+    Bytes::from(text)
 }
 
 pub fn version_info() -> Value {

@@ -31,6 +31,18 @@ pub struct ServerArgs {
     #[arg(long = "tls-san")]
     pub tls_sans: Vec<String>,
 
+    /// The Service IP range.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cidr: String,
+
+    /// The NodePort range, `LOW-HIGH`.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+
+    /// How often leaked Service IPs and node ports are looked for (seconds).
+    #[arg(long, default_value_t = 60.0)]
+    pub service_repair_interval: f64,
+
     /// The cluster state store. Empty means the embedded SQLite database in the data
     /// directory; `etcd://host:2379[,host:2379...]` (or `etcds://` for TLS) means etcd.
     #[arg(long, default_value = "", env = "RKUBE_DATASTORE")]

@@ -18,6 +18,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let mut config = rkube_apiserver::server::Config::new(args.data_dir.clone(), args.listen);
     config.sans = args.tls_sans.clone();
+    config.services.cidr = rkube_apiserver::services::Cidr::parse(&args.service_cidr)
+        .with_context(|| format!("--service-cidr {:?} is not an IPv4 CIDR between /8 and /30", args.service_cidr))?;
+    config.services.node_ports = parse_port_range(&args.service_node_port_range)
+        .with_context(|| format!("--service-node-port-range {:?} is not LOW-HIGH", args.service_node_port_range))?;
+    if !(args.service_repair_interval > 0.0 && args.service_repair_interval.is_finite()) {
+        anyhow::bail!("--service-repair-interval must be a positive number of seconds");
+    }
+    config.repair_interval = std::time::Duration::from_secs_f64(args.service_repair_interval);
     let api =
         rkube_apiserver::server::ApiServer::start(config, store.clone()).await.context("starting the API server")?;
     tracing::info!(address = %api.local_addr, kubeconfig = %api.kubeconfig.display(), "API server ready");
@@ -30,6 +38,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     drop(api);
     drop(store);
     Ok(())
+}
+
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = s.split_once('-')?;
+    let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi && lo > 0).then_some((lo, hi))
 }
 
 fn describe(args: &ServerArgs) -> String {
