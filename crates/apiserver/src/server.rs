@@ -198,6 +198,12 @@ async fn seed(api: &Api, advertise: std::net::IpAddr, port: u16, dns: bool) -> R
 }
 
 async fn seed_one(api: &Api, resource: &registry::Resource, obj: Value, name: &str) -> Result<(), StartError> {
+    // Look first: creating a Service that exists would fail on its IP before its name.
+    match api.read(resource, crate::meta::namespace(&obj), crate::meta::name(&obj)).await {
+        Ok(_) => return Ok(()),
+        Err(ApiError::NotFound(_)) => {}
+        Err(source) => return Err(StartError::Seed { name: name.to_owned(), source }),
+    }
     match api.create_object(resource, obj, false).await {
         Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
         Err(source) => Err(StartError::Seed { name: name.to_owned(), source }),
@@ -216,7 +222,9 @@ async fn repair_loop(api: Arc<Api>, interval: Duration) {
         }
         let (_, all) = api.cache.list(&services, &services);
         match api.services.repair(&all).await {
-            Ok(r) if r.restored + r.freed > 0 => tracing::info!(restored = r.restored, freed = r.freed, "repaired service allocations"),
+            Ok(r) if r.restored + r.freed > 0 => {
+                tracing::info!(restored = r.restored, freed = r.freed, "repaired service allocations")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "service allocation repair failed"),
         }

@@ -161,7 +161,9 @@ impl Allocators {
                     svc,
                     "spec.clusterIPs",
                     Value::from(vec![ip.to_string()]),
-                    &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"),
+                    &format!(
+                        "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"
+                    ),
                 ));
             }
             if !self.claim(format!("{IP_PREFIX}{ip}"), owner).await? {
@@ -199,7 +201,12 @@ impl Allocators {
             }
             self.taken_ips.lock().insert(u32::from(ip));
         }
-        Err(invalid(svc, "spec.clusterIPs", Value::Null, &format!("failed to allocate a serviceIP: range {cidr} is full")))
+        Err(invalid(
+            svc,
+            "spec.clusterIPs",
+            Value::Null,
+            &format!("failed to allocate a serviceIP: range {cidr} is full"),
+        ))
     }
 
     /// Allocates `requested`, or the next free node port.
@@ -287,7 +294,10 @@ impl Allocators {
         let owner = owner_of(svc);
         let name = meta::name(svc).to_owned();
         let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
-        let spec = svc.get_mut("spec").and_then(Value::as_object_mut).ok_or_else(|| ApiError::bad_request("spec is required"))?;
+        let spec = svc
+            .get_mut("spec")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| ApiError::bad_request("spec is required"))?;
         if ty == "ExternalName" {
             spec.remove("clusterIP");
             spec.remove("clusterIPs");
@@ -337,7 +347,8 @@ impl Allocators {
         spec.entry("ipFamilyPolicy").or_insert_with(|| json!("SingleStack"));
 
         let wants_node_ports = ty == "NodePort"
-            || (ty == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
+            || (ty == "LoadBalancer"
+                && spec.get("allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
         let old_ports: HashMap<(i64, String), u16> = old
             .and_then(|o| o["spec"]["ports"].as_array())
             .map(|ps| {
@@ -359,8 +370,12 @@ impl Allocators {
                     continue;
                 }
                 let field = format!("spec.ports[{i}].nodePort");
-                let key = (pm.get("port").and_then(Value::as_i64).unwrap_or(0), pm.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned());
-                let requested = pm.get("nodePort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0);
+                let key = (
+                    pm.get("port").and_then(Value::as_i64).unwrap_or(0),
+                    pm.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned(),
+                );
+                let requested =
+                    pm.get("nodePort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0);
                 let port = match requested {
                     // Kept across the update (including NodePort → LoadBalancer).
                     Some(n) if old_held.contains(&n) => n,
