@@ -65,7 +65,13 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
             }
             other => other,
         };
-        let (backlog, rev, rx, epoch) = subscribed.map_err(cache_error)?;
+        let (backlog, rev, rx, epoch) = match subscribed {
+            // Upstream's watch cache answers a too-old resourceVersion with a 200 stream that
+            // carries one ERROR event with a 410 Status; client-go and the Python client
+            // expect exactly that and re-list.
+            Err(e @ CacheError::TooOld { .. }) => return Ok(error_stream(accept, &cache_error(e))),
+            other => other.map_err(cache_error)?,
+        };
         let initial = backlog.iter().filter_map(|ev| translate(ev, &filter, &list_prefix)).collect();
         (initial, rev, rx, epoch)
     };
@@ -127,6 +133,14 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
     let ct = if accept == Accept::Table { body::TABLE_CONTENT_TYPE } else { body::JSON };
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     Ok(resp)
+}
+
+/// A watch response that carries only an ERROR event with `err`'s Status.
+fn error_stream(accept: Accept, err: &ApiError) -> Response<Body> {
+    let ct = if accept == Accept::Table { body::TABLE_CONTENT_TYPE } else { body::JSON };
+    let mut resp = body::bytes_response(StatusCode::OK, ct, line(&json!({"type": "ERROR", "object": err.to_status()})));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp
 }
 
 async fn wait_fresh(api: &Api, rev: Revision) -> Result<(), ApiError> {
