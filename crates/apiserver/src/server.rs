@@ -86,9 +86,9 @@ pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] rkube_store::Error),
     #[error("seeding {name}: {source}")]
-    Seed { name: String, source: ApiError },
+    Seed { name: String, source: Box<ApiError> },
     #[error("service allocators: {0}")]
-    Allocators(ApiError),
+    Allocators(Box<ApiError>),
 }
 
 /// A running API server.
@@ -119,7 +119,9 @@ impl ApiServer {
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
         let rev = store.current_revision().await?;
         cache.wait_fresh(rev, Duration::from_secs(30)).await.map_err(|_| StartError::CacheNotReady)?;
-        let services = Allocators::new(store.clone(), config.services.clone()).await.map_err(StartError::Allocators)?;
+        let services = Allocators::new(store.clone(), config.services.clone())
+            .await
+            .map_err(|e| StartError::Allocators(Box::new(e)))?;
         let api = Arc::new(Api { store: store.clone(), cache, services });
         let advertise = config.advertise_address.unwrap_or_else(|| {
             if local_addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { local_addr.ip() }
@@ -202,11 +204,11 @@ async fn seed_one(api: &Api, resource: &registry::Resource, obj: Value, name: &s
     match api.read(resource, crate::meta::namespace(&obj), crate::meta::name(&obj)).await {
         Ok(_) => return Ok(()),
         Err(ApiError::NotFound(_)) => {}
-        Err(source) => return Err(StartError::Seed { name: name.to_owned(), source }),
+        Err(source) => return Err(StartError::Seed { name: name.to_owned(), source: Box::new(source) }),
     }
     match api.create_object(resource, obj, false).await {
         Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
-        Err(source) => Err(StartError::Seed { name: name.to_owned(), source }),
+        Err(source) => Err(StartError::Seed { name: name.to_owned(), source: Box::new(source) }),
     }
 }
 

@@ -249,10 +249,10 @@ impl Allocators {
     }
 
     pub async fn release(&self, h: &Holdings) {
-        if let Some(ip) = h.ip {
-            if self.store.delete(&format!("{IP_PREFIX}{ip}"), None).await.is_ok() {
-                self.taken_ips.lock().remove(&u32::from(ip));
-            }
+        if let Some(ip) = h.ip
+            && self.store.delete(&format!("{IP_PREFIX}{ip}"), None).await.is_ok()
+        {
+            self.taken_ips.lock().remove(&u32::from(ip));
         }
         for port in &h.ports {
             if self.store.delete(&format!("{PORT_PREFIX}{port}"), None).await.is_ok() {
