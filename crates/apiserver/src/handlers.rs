@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::body::{self, Accept, Body};
 use crate::cache::WatchCache;
 use crate::error::{ApiError, Target};
+use crate::fieldmanager;
 use crate::meta;
 use crate::printers;
 use crate::registry::{self, Resource, Subresource};
@@ -298,18 +299,22 @@ impl Api {
         let accept = body::negotiate(&req.headers)?;
         let resource = req.route.resource;
         let (obj, warnings) = self.decode_for_write(req)?;
-        let (created, code) = self.create_object(resource, obj, req.dry_run()).await?;
+        let manager = field_manager(req);
+        let (created, code) = self.create_object(resource, obj, req.dry_run(), Some(&manager)).await?;
         let mut resp = respond_object(code, resource, created, accept, &req.query)?;
         add_warnings(&mut resp, &warnings);
         Ok(resp)
     }
 
     /// Creates an already-decoded object. Used by the create verb and by server-side seeding.
+    /// `manager` records field ownership; `None` keeps the `managedFields` the caller computed
+    /// (server-side apply does).
     pub async fn create_object(
         &self,
         resource: &Resource,
         mut obj: Value,
         dry_run: bool,
+        manager: Option<&str>,
     ) -> Result<(Value, StatusCode), ApiError> {
         if !meta::resource_version(&obj).is_empty() {
             return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
@@ -321,8 +326,11 @@ impl Api {
         let strategy = resource.strategy;
         {
             let m = meta::metadata_mut(&mut obj);
-            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"] {
+            for f in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
                 m.remove(f);
+            }
+            if manager.is_some() {
+                m.remove("managedFields");
             }
             m.insert("uid".into(), Value::from(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), Value::from(meta::now_rfc3339()));
@@ -334,6 +342,10 @@ impl Api {
         }
         strategy.prepare_for_create(&mut obj);
         strategy.default(&mut obj);
+        if let Some(manager) = manager {
+            let now = meta::now_rfc3339();
+            fieldmanager::record_update(&mut obj, None, manager, "", patch::schema_for_kind(resource.kind), &now);
+        }
         let held = if is_service(resource) { Some(self.services.admit_create(&mut obj).await?) } else { None };
         let result = self.store_new_object(resource, obj, generate, dry_run).await;
         if let Some(held) = held {
@@ -416,7 +428,9 @@ impl Api {
         let precondition = meta::resource_version(&obj).parse::<Revision>().ok();
         let status_only = req.route.subresource == Some(Subresource::Status);
         let dry_run = req.dry_run();
-        let updated = self.guaranteed_update(req, precondition, |_cur| Ok(obj.clone()), status_only, dry_run).await?;
+        let ownership = Ownership::Update(field_manager(req));
+        let updated =
+            self.guaranteed_update(req, precondition, |_cur| Ok(obj.clone()), status_only, dry_run, ownership).await?;
         let mut resp = respond_object(StatusCode::OK, req.route.resource, updated, accept, &req.query)?;
         add_warnings(&mut resp, &warnings);
         Ok(resp)
@@ -466,35 +480,71 @@ impl Api {
         };
         // A patch may carry a resourceVersion precondition of its own.
         let precondition = patch_doc["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok());
-        let updated = self.guaranteed_update(req, precondition, apply, status_only, req.dry_run()).await?;
+        let ownership = Ownership::Update(field_manager(req));
+        let updated = self.guaranteed_update(req, precondition, apply, status_only, req.dry_run(), ownership).await?;
         respond_object(StatusCode::OK, resource, updated, accept, &req.query)
     }
 
-    /// Server-side apply, in its simplest faithful form: create the object if it does not
-    /// exist, otherwise merge the applied configuration into it as a strategic merge patch.
+    /// Server-side apply: create the object if it does not exist, otherwise merge the applied
+    /// configuration into it, with field ownership and conflicts (see `fieldmanager.rs`).
     async fn apply(&self, req: &Request, applied: Value, accept: Accept) -> Result<Response<Body>, ApiError> {
         let resource = req.route.resource;
-        if req.query.get("fieldManager").unwrap_or("").is_empty() {
+        let manager = req.query.get("fieldManager").unwrap_or("").to_owned();
+        if manager.is_empty() {
             return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires a non-empty fieldManager"));
         }
+        let force = req.query.get("force") == Some("true");
+        let mut applied = applied;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request("the applied configuration must be an object"));
+        }
+        check_type_meta(resource, &mut applied)?;
+        check_namespace(req, &mut applied)?;
         let name = req.route.name.as_deref().unwrap_or("");
+        if meta::name(&applied).is_empty() {
+            meta::metadata_mut(&mut applied).insert("name".into(), Value::from(name));
+        } else if meta::name(&applied) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta::name(&applied)
+            )));
+        }
+        let schema = patch::schema_for_kind(resource.kind);
+        let conflict_error = |conflicts: Vec<fieldmanager::Conflict>| {
+            let list: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with {:?} using {}: {}", c.manager, c.api_version, c.path))
+                .collect();
+            let n = conflicts.len();
+            ApiError::Conflict {
+                target: req.target(),
+                message: format!(
+                    "Apply failed with {n} conflict{}: {}",
+                    if n == 1 { "" } else { "s" },
+                    list.join("\n")
+                ),
+            }
+        };
         match self.read(resource, req.route.namespace.as_deref(), name).await {
             Err(ApiError::NotFound(_)) => {
-                let mut obj = applied;
-                check_type_meta(resource, &mut obj)?;
-                check_namespace(req, &mut obj)?;
-                meta::metadata_mut(&mut obj).insert("name".into(), Value::from(name));
-                let (created, code) = self.create_object(resource, obj, req.dry_run()).await?;
+                let mut obj = applied.clone();
+                let now = meta::now_rfc3339();
+                fieldmanager::apply(&mut obj, None, &applied, &manager, force, schema, &now).map_err(conflict_error)?;
+                let (created, code) = self.create_object(resource, obj, req.dry_run(), None).await?;
                 respond_object(code, resource, created, accept, &req.query)
             }
             Err(e) => Err(e),
             Ok(_) => {
-                let kind = resource.kind;
                 let merge = |cur: &Value| {
-                    patch::apply_strategic_merge_patch(cur, &applied, patch::schema_for_kind(kind))
-                        .map_err(|e| ApiError::bad_request(e.to_string()))
+                    let mut merged = patch::apply_strategic_merge_patch(cur, &applied, schema)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    let now = meta::now_rfc3339();
+                    fieldmanager::apply(&mut merged, Some(cur), &applied, &manager, force, schema, &now)
+                        .map_err(conflict_error)?;
+                    Ok(merged)
                 };
-                let updated = self.guaranteed_update(req, None, merge, false, req.dry_run()).await?;
+                let updated =
+                    self.guaranteed_update(req, None, merge, false, req.dry_run(), Ownership::Applied).await?;
                 respond_object(StatusCode::OK, resource, updated, accept, &req.query)
             }
         }
@@ -510,6 +560,7 @@ impl Api {
         mutate: F,
         status_only: bool,
         dry_run: bool,
+        ownership: Ownership,
     ) -> Result<Value, ApiError>
     where
         F: Fn(&Value) -> Result<Value, ApiError>,
@@ -537,6 +588,16 @@ impl Api {
                 )));
             }
             let mut new = self.prepare_update(resource, new, &cur, status_only)?;
+            match &ownership {
+                Ownership::Update(manager) => {
+                    let sub = if status_only { "status" } else { "" };
+                    let now = meta::now_rfc3339();
+                    let schema = patch::schema_for_kind(resource.kind);
+                    fieldmanager::record_update(&mut new, Some(&cur), manager, sub, schema, &now);
+                }
+                // The apply already recorded ownership in the object it produced.
+                Ownership::Applied => {}
+            }
             // Services: carry allocations across the update, allocate what a type change needs.
             let (got, dropped) = if is_service(resource) && !status_only {
                 self.services.admit_update(&mut new, &cur).await?
@@ -658,7 +719,6 @@ impl Api {
                     None => m.remove(f),
                 };
             }
-            m.remove("managedFields");
         }
         strategy.default(&mut new);
         if strategy.has_status_subresource()
@@ -877,7 +937,8 @@ impl Api {
             }
             Ok(out)
         };
-        let updated = self.guaranteed_update(req, precondition, mutate, false, req.dry_run()).await?;
+        let ownership = Ownership::Update(field_manager(req));
+        let updated = self.guaranteed_update(req, precondition, mutate, false, req.dry_run(), ownership).await?;
         Ok(body::json_response(StatusCode::OK, &scale_of(&updated)))
     }
 
@@ -956,6 +1017,31 @@ pub fn set_condition(pod: &mut Value, ty: &str, status: &str, reason: Option<&st
         }
         None => conds.push(cond),
     }
+}
+
+/// How a write records field ownership.
+enum Ownership {
+    /// An ordinary write by this manager: it takes the fields it changed.
+    Update(String),
+    /// Server-side apply already recorded ownership in the object it produced.
+    Applied,
+}
+
+/// The field manager of a request: `fieldManager`, or, as upstream does, the first part of
+/// the User-Agent (`kubectl/v1.33.1 (linux/amd64)` → `kubectl`).
+fn field_manager(req: &Request) -> String {
+    if let Some(m) = req.query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.chars().take(128).collect();
+    }
+    req.headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect()
 }
 
 fn is_service(resource: &Resource) -> bool {

@@ -12,6 +12,7 @@ pub mod body;
 pub mod cache;
 pub mod discovery;
 pub mod error;
+pub mod fieldmanager;
 pub mod handlers;
 pub mod meta;
 pub mod openapi;

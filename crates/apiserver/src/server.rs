@@ -206,7 +206,7 @@ async fn seed_one(api: &Api, resource: &registry::Resource, obj: Value, name: &s
         Err(ApiError::NotFound(_)) => {}
         Err(source) => return Err(StartError::Seed { name: name.to_owned(), source: Box::new(source) }),
     }
-    match api.create_object(resource, obj, false).await {
+    match api.create_object(resource, obj, false, Some("rkube-apiserver")).await {
         Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
         Err(source) => Err(StartError::Seed { name: name.to_owned(), source: Box::new(source) }),
     }

@@ -257,3 +257,40 @@ mod line_collector {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_tracks_owners_and_conflicts() {
+    for k in [DISPATCHER.to_owned(), pinned(27)] {
+        let c = Cluster::start().await;
+        let k = k.as_str();
+        let file = c.write("deploy.yaml", DEPLOYMENT);
+        let file = file.to_str().expect("path");
+        let out = c.ok(k, &["apply", "--server-side", "-f", file]).await;
+        assert!(out.contains("deployment.apps/my-nginx serverside-applied"), "{k}: {out}");
+        let yaml = c.ok(k, &["get", "deployment", "my-nginx", "-o", "yaml", "--show-managed-fields"]).await;
+        assert!(yaml.contains("manager: kubectl") && yaml.contains("operation: Apply"), "{k}: {yaml}");
+
+        // Another writer takes spec.replicas; re-applying a different value now conflicts.
+        c.ok(k, &["scale", "deployment", "my-nginx", "--replicas=4"]).await;
+        let changed = c.write("deploy3.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 3"));
+        let changed = changed.to_str().expect("path");
+        let err = c.fails(k, &["apply", "--server-side", "-f", changed]).await;
+        assert!(err.contains("conflict") && err.contains(".spec.replicas"), "{k}: {err}");
+        c.ok(k, &["apply", "--server-side", "--force-conflicts", "-f", changed]).await;
+        let replicas = c.ok(k, &["get", "deployment", "my-nginx", "-o", "jsonpath={.spec.replicas}"]).await;
+        assert_eq!(replicas, "3", "{k}");
+
+        // Dropping a field from the applied configuration removes it from the object.
+        let without_port = c.write(
+            "deploy4.yaml",
+            &DEPLOYMENT
+                .replace("replicas: 2", "replicas: 3")
+                .replace("        ports:\n        - containerPort: 80\n", ""),
+        );
+        c.ok(k, &["apply", "--server-side", "-f", without_port.to_str().expect("path")]).await;
+        let ports = c
+            .ok(k, &["get", "deployment", "my-nginx", "-o", "jsonpath={.spec.template.spec.containers[0].ports}"])
+            .await;
+        assert_eq!(ports, "", "{k}: the port the applier dropped is gone");
+    }
+}
