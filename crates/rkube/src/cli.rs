@@ -43,6 +43,10 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 60.0)]
     pub service_repair_interval: f64,
 
+    /// Control loops not to run, by name (e.g. `scheduler`); may be repeated or comma-separated.
+    #[arg(long = "disable", value_delimiter = ',')]
+    pub disable: Vec<String>,
+
     /// The cluster state store. Empty means the embedded SQLite database in the data
     /// directory; `etcd://host:2379[,host:2379...]` (or `etcds://` for TLS) means etcd.
     #[arg(long, default_value = "", env = "RKUBE_DATASTORE")]

@@ -29,15 +29,43 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let api =
         rkube_apiserver::server::ApiServer::start(config, store.clone()).await.context("starting the API server")?;
     tracing::info!(address = %api.local_addr, kubeconfig = %api.kubeconfig.display(), "API server ready");
+    let loops = start_control_loops(&args, &api.kubeconfig).await?;
     println!("rkube server is ready at https://{}", api.local_addr);
     println!("  export KUBECONFIG={}", api.kubeconfig.display());
 
     wait_for_shutdown().await;
     tracing::info!("shutting down");
+    for task in loops {
+        task.abort();
+    }
     api.shutdown();
     drop(api);
     drop(store);
     Ok(())
+}
+
+/// Starts the control loops (the scheduler, the controllers) as API clients of this server,
+/// with the admin credentials, unless disabled by name.
+async fn start_control_loops(
+    args: &ServerArgs,
+    kubeconfig: &std::path::Path,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let disabled: std::collections::HashSet<&str> = args.disable.iter().map(String::as_str).collect();
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).context("reading the admin kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("loading the admin kubeconfig")?;
+    let client = kube::Client::try_from(config).context("building the API client")?;
+    let mut tasks = Vec::new();
+    if !disabled.contains("scheduler") {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = rkube_scheduler::run(client, rkube_scheduler::SchedulerConfig::default()).await {
+                tracing::error!(error = %e, "the scheduler stopped");
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 fn parse_port_range(s: &str) -> Option<(u16, u16)> {
