@@ -101,11 +101,16 @@ mod tests {
         assert!(e.satisfied("ns/rs"));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn old_records_expire() {
+    #[test]
+    fn old_records_expire() {
         let e = Expectations::default();
         e.expect_creations("ns/rs", 1);
-        tokio::time::advance(EXPECTATIONS_TIMEOUT + Duration::from_secs(1)).await;
+        let Some(long_ago) = Instant::now().checked_sub(EXPECTATIONS_TIMEOUT + Duration::from_secs(1)) else {
+            return; // The clock is too young to go back that far; nothing to test.
+        };
+        if let Some(r) = e.records.lock().get_mut("ns/rs") {
+            r.set_at = long_ago;
+        }
         assert!(e.satisfied("ns/rs"));
     }
 }

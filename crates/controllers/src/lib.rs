@@ -18,6 +18,7 @@ pub mod expectations;
 pub mod garbagecollector;
 pub mod hash;
 pub mod informer;
+pub mod kinds;
 pub mod meta;
 pub mod namespace;
 pub mod pods;
