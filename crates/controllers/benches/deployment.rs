@@ -53,7 +53,11 @@ async fn kubelet(client: Client, ns: String) {
     );
     while let Some(ev) = stream.next().await {
         if let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = ev {
-            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready"));
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready"));
             if !ready && p.metadata.deletion_timestamp.is_none() && tx.send(p.name_any()).is_err() {
                 break;
             }
@@ -70,7 +74,12 @@ async fn ready_count(client: &Client, ns: &str) -> usize {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pods = api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
     pods.iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
         .count()
 }
 
@@ -89,7 +98,11 @@ async fn baseline(client: &Client) -> Duration {
             let api = api.clone();
             async move {
                 let pod = Pod {
-                    metadata: ObjectMeta { name: Some(format!("pod-{i}")), labels: Some([("app".to_owned(), "base".to_owned())].into()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(format!("pod-{i}")),
+                        labels: Some([("app".to_owned(), "base".to_owned())].into()),
+                        ..Default::default()
+                    },
                     spec: template("base").spec,
                     status: None,
                 };
@@ -115,7 +128,10 @@ async fn with_controllers(client: &Client) -> Duration {
         metadata: ObjectMeta { name: Some("web".into()), ..Default::default() },
         spec: DeploymentSpec {
             replicas: Some(i32::try_from(REPLICAS).unwrap_or(i32::MAX)),
-            selector: LabelSelector { match_labels: Some([("app".to_owned(), "web".to_owned())].into()), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
+                ..Default::default()
+            },
             template: template("web"),
             ..Default::default()
         },
@@ -153,9 +169,12 @@ fn main() {
         println!("baseline: {REPLICAS} pods created directly and marked ready in {:.2} s", base.as_secs_f64());
 
         let ctl = Client::try_from(
-            kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig"), &Default::default())
-                .await
-                .expect("config"),
+            kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig"),
+                &Default::default(),
+            )
+            .await
+            .expect("config"),
         )
         .expect("client");
         let controllers = tokio::spawn(async move {

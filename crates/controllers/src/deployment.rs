@@ -214,7 +214,10 @@ impl DeploymentController {
                     if !fresh_checked {
                         let fresh = self.d_api(&ns).get(&d.name_any()).await?;
                         if fresh.metadata.uid != d.metadata.uid || fresh.metadata.deletion_timestamp.is_some() {
-                            return Err(Error::Sync(format!("deployment {ns}/{} changed before adoption", d.name_any())));
+                            return Err(Error::Sync(format!(
+                                "deployment {ns}/{} changed before adoption",
+                                d.name_any()
+                            )));
                         }
                         fresh_checked = true;
                     }
@@ -278,7 +281,11 @@ impl DeploymentController {
     }
 
     /// The new ReplicaSet (by UID) and the others, from the latest state of the sync.
-    fn current_split(&self, s: &Sync, new: Option<&Arc<ReplicaSet>>) -> (Option<Arc<ReplicaSet>>, Vec<Arc<ReplicaSet>>) {
+    fn current_split(
+        &self,
+        s: &Sync,
+        new: Option<&Arc<ReplicaSet>>,
+    ) -> (Option<Arc<ReplicaSet>>, Vec<Arc<ReplicaSet>>) {
         let new = new.and_then(|n| s.rss.iter().find(|r| r.metadata.uid == n.metadata.uid).cloned());
         let old = util::find_old(&s.rss, new.as_ref());
         (new, old)
@@ -288,11 +295,8 @@ impl DeploymentController {
     async fn scale(&self, s: &mut Sync, new: Option<&Arc<ReplicaSet>>, old: &[Arc<ReplicaSet>]) -> Result<(), Error> {
         let want = desired(&s.d);
         if let Some(target) = util::active_or_latest(new, old) {
-            if replicas(&target) != want {
-                self.scale_rs(s, &target, want).await?;
-            } else if util::replicas_annotations_need_update(&target, want, want + max_surge(&s.d)) {
-                self.scale_rs(s, &target, want).await?;
-            }
+            // `scale_rs` also brings the replica annotations up to date when the size is right.
+            self.scale_rs(s, &target, want).await?;
             return Ok(());
         }
         if util::is_saturated(&s.d, new) {
@@ -325,8 +329,11 @@ impl DeploymentController {
         let mut copy = (**rs).clone();
         copy.spec.replicas = Some(size);
         util::set_replicas_annotations(&mut copy, want, max);
-        let updated =
-            Arc::new(self.rs_api(&rs.namespace().unwrap_or_default()).replace(&rs.name_any(), &PostParams::default(), &copy).await?);
+        let updated = Arc::new(
+            self.rs_api(&rs.namespace().unwrap_or_default())
+                .replace(&rs.name_any(), &PostParams::default(), &copy)
+                .await?,
+        );
         if size_changed {
             let op = if old_size < size { "up" } else { "down" };
             self.recorder.event(
@@ -358,7 +365,8 @@ impl DeploymentController {
             let min_ready_changed = copy.spec.min_ready_seconds != s.d.spec.min_ready_seconds;
             let rs = if annotations_changed || min_ready_changed {
                 copy.spec.min_ready_seconds = s.d.spec.min_ready_seconds;
-                let updated = Arc::new(self.rs_api(&ns).replace(&copy.name_any(), &PostParams::default(), &copy).await?);
+                let updated =
+                    Arc::new(self.rs_api(&ns).replace(&copy.name_any(), &PostParams::default(), &copy).await?);
                 s.replace(updated.clone());
                 updated
             } else {
@@ -369,7 +377,10 @@ impl DeploymentController {
             if s.d.spec.progress_deadline_seconds.is_some() && util::condition(&status, PROGRESSING).is_none() {
                 let mut status = status;
                 let msg = format!("Found new replica set {:?}", rs.name_any());
-                util::set_condition(&mut status, util::new_condition(PROGRESSING, "True", "FoundNewReplicaSet", msg, now));
+                util::set_condition(
+                    &mut status,
+                    util::new_condition(PROGRESSING, "True", "FoundNewReplicaSet", msg, now),
+                );
                 self.write_status(s, status).await?;
             }
             return Ok((Some(rs), old));
@@ -416,7 +427,11 @@ impl DeploymentController {
                 match found {
                     Some(rs)
                         if controller_of(&rs.metadata).is_some_and(|r| Some(&r.uid) == s.d.metadata.uid.as_ref())
-                            && rs.spec.template.as_ref().is_some_and(|t| util::equal_ignore_hash(t, &s.d.spec.template)) =>
+                            && rs
+                                .spec
+                                .template
+                                .as_ref()
+                                .is_some_and(|t| util::equal_ignore_hash(t, &s.d.spec.template)) =>
                     {
                         (Arc::new(rs), true)
                     }
@@ -426,7 +441,10 @@ impl DeploymentController {
                         let mut status = s.d.status.clone().unwrap_or_default();
                         status.collision_count = Some(collision.unwrap_or(0) + 1);
                         self.write_status(s, status).await?;
-                        return Err(Error::Sync(format!("replica set {} exists with another template", new_rs.name_any())));
+                        return Err(Error::Sync(format!(
+                            "replica set {} exists with another template",
+                            new_rs.name_any()
+                        )));
                     }
                 }
             }
@@ -458,7 +476,10 @@ impl DeploymentController {
         if !already_existed && s.d.spec.progress_deadline_seconds.is_some() {
             let mut status = s.d.status.clone().unwrap_or_default();
             let msg = format!("Created new replica set {:?}", created.name_any());
-            util::set_condition(&mut status, util::new_condition(PROGRESSING, "True", "NewReplicaSetCreated", msg, now));
+            util::set_condition(
+                &mut status,
+                util::new_condition(PROGRESSING, "True", "NewReplicaSetCreated", msg, now),
+            );
             self.write_status(s, status).await?;
         }
         Ok((Some(created), old))
@@ -472,7 +493,8 @@ impl DeploymentController {
         if s.d.metadata.annotations.as_ref().and_then(|a| a.get(util::REVISION)) == Some(&rev) {
             return Ok(());
         }
-        let patch = json!({"metadata": {"annotations": {util::REVISION: rev}, "resourceVersion": s.d.resource_version()}});
+        let patch =
+            json!({"metadata": {"annotations": {util::REVISION: rev}, "resourceVersion": s.d.resource_version()}});
         s.d = self
             .d_api(&s.d.namespace().unwrap_or_default())
             .patch(&s.d.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
@@ -559,7 +581,7 @@ impl DeploymentController {
         let (_, old) = self.current_split(s, Some(&new));
         let mut old = util::active(&old);
         util::sort_by_creation(&mut old);
-        let available = util::sum_available(&s.rss);
+        let available = util::sum_available_within_spec(&s.rss);
         let mut scaled = 0;
         if available > min_available {
             let total = available - min_available;
@@ -639,8 +661,9 @@ impl DeploymentController {
         let status = util::rollout_status(&s.d, &s.rss, Some(&new), now);
         self.write_status(s, status.clone()).await?;
         let Some(deadline) = s.d.spec.progress_deadline_seconds else { return Ok(None) };
-        let progressing = util::condition(&status, PROGRESSING)
-            .filter(|c| c.reason.as_deref() == Some("ReplicaSetUpdated") || c.reason.as_deref() == Some("NewReplicaSetCreated"));
+        let progressing = util::condition(&status, PROGRESSING).filter(|c| {
+            c.reason.as_deref() == Some("ReplicaSetUpdated") || c.reason.as_deref() == Some("NewReplicaSetCreated")
+        });
         match progressing.and_then(|c| c.last_update_time.as_ref()) {
             Some(t) if !util::is_complete(&s.d, &status) => {
                 let end = t.0.checked_add(jiff::SignedDuration::from_secs(i64::from(deadline))).unwrap_or(now);
@@ -661,7 +684,15 @@ impl DeploymentController {
         if diff <= 0 {
             return Ok(());
         }
-        cleanable.sort_by(|a, b| util::revision(a).cmp(&util::revision(b)).then_with(|| a.metadata.creation_timestamp.as_ref().map(|t| t.0).cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))));
+        cleanable.sort_by(|a, b| {
+            util::revision(a).cmp(&util::revision(b)).then_with(|| {
+                a.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0)
+                    .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            })
+        });
         let ns = s.d.namespace().unwrap_or_default();
         for rs in cleanable.iter().take(usize::try_from(diff).unwrap_or(0)) {
             let st = rs.status.clone().unwrap_or_default();

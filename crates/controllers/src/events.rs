@@ -105,11 +105,8 @@ async fn write_events(client: Client, component: String, mut rx: mpsc::Receiver<
                 Err(e) => tracing::debug!(error = %e, "cannot update event {name}; writing a new one"),
             }
         }
-        let name = format!(
-            "{}.{:x}",
-            p.regarding.name.clone().unwrap_or_default(),
-            jiff::Timestamp::now().as_nanosecond()
-        );
+        let name =
+            format!("{}.{:x}", p.regarding.name.clone().unwrap_or_default(), jiff::Timestamp::now().as_nanosecond());
         let event = Event {
             metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(ns.clone()), ..Default::default() },
             involved_object: p.regarding,

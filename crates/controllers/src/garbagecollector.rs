@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, Preconditions, PropagationPolicy};
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -340,7 +340,8 @@ impl GarbageCollector {
             }
             let keep: Vec<&OwnerReference> = owners.iter().filter(|o| o.uid != uid).collect();
             let refs = if keep.is_empty() { serde_json::Value::Null } else { json!(keep) };
-            let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": latest.metadata.resource_version}});
+            let patch =
+                json!({"metadata": {"ownerReferences": refs, "resourceVersion": latest.metadata.resource_version}});
             match api.patch(&dep.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
@@ -359,7 +360,11 @@ impl GarbageCollector {
         }
         let keep: Vec<&String> = finalizers.iter().filter(|f| *f != finalizer).collect();
         let patch = json!({"metadata": {"finalizers": keep, "resourceVersion": latest.metadata.resource_version}});
-        match self.api(&self.kinds[node.kind], &node.namespace).patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match self
+            .api(&self.kinds[node.kind], &node.namespace)
+            .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(e.into()),
@@ -418,7 +423,12 @@ mod tests {
     use super::*;
 
     fn owner(uid: &str) -> OwnerReference {
-        OwnerReference { uid: uid.into(), kind: "ReplicaSet".into(), api_version: "apps/v1".into(), ..Default::default() }
+        OwnerReference {
+            uid: uid.into(),
+            kind: "ReplicaSet".into(),
+            api_version: "apps/v1".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -434,11 +444,23 @@ mod tests {
     #[test]
     fn without_owners_the_object_goes_with_its_own_policy() {
         let m = ObjectMeta::default();
-        assert!(matches!(plan_attempt(&[], &[owner("b")], &[], false, &m), AttemptPlan::Delete(PropagationPolicy::Background)));
+        assert!(matches!(
+            plan_attempt(&[], &[owner("b")], &[], false, &m),
+            AttemptPlan::Delete(PropagationPolicy::Background)
+        ));
         let orphaning = ObjectMeta { finalizers: Some(vec![ORPHAN.into()]), ..Default::default() };
-        assert!(matches!(plan_attempt(&[], &[owner("b")], &[], false, &orphaning), AttemptPlan::Delete(PropagationPolicy::Orphan)));
+        assert!(matches!(
+            plan_attempt(&[], &[owner("b")], &[], false, &orphaning),
+            AttemptPlan::Delete(PropagationPolicy::Orphan)
+        ));
         // A foreground owner's dependent with dependents of its own goes in the foreground too.
-        assert!(matches!(plan_attempt(&[], &[], &[owner("c")], true, &m), AttemptPlan::Delete(PropagationPolicy::Foreground)));
-        assert!(matches!(plan_attempt(&[], &[], &[owner("c")], false, &m), AttemptPlan::Delete(PropagationPolicy::Background)));
+        assert!(matches!(
+            plan_attempt(&[], &[], &[owner("c")], true, &m),
+            AttemptPlan::Delete(PropagationPolicy::Foreground)
+        ));
+        assert!(matches!(
+            plan_attempt(&[], &[], &[owner("c")], false, &m),
+            AttemptPlan::Delete(PropagationPolicy::Background)
+        ));
     }
 }

@@ -185,8 +185,11 @@ impl<K: Watched> Cache<K> {
 #[derive(Clone)]
 pub struct Informers {
     client: Client,
-    caches: Arc<Mutex<Vec<(String, Box<dyn Any + Send + Sync>, Starter)>>>,
+    caches: Arc<Mutex<Vec<Entry>>>,
 }
+
+/// One cache: its type key, the `Cache<K>` behind `Any`, and how to start its watch.
+type Entry = (String, Box<dyn Any + Send + Sync>, Starter);
 
 type Starter = Arc<dyn Fn(Client) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
@@ -251,7 +254,12 @@ mod tests {
             s.lock().push(match c {
                 Change::Added(o) => format!("add {}", o.name_any()),
                 Change::Updated { old, new } => {
-                    format!("update {} {}->{}", new.name_any(), old.resource_version().unwrap_or_default(), new.resource_version().unwrap_or_default())
+                    format!(
+                        "update {} {}->{}",
+                        new.name_any(),
+                        old.resource_version().unwrap_or_default(),
+                        new.resource_version().unwrap_or_default()
+                    )
                 }
                 Change::Deleted(o) => format!("delete {}", o.name_any()),
             })
@@ -262,10 +270,7 @@ mod tests {
         cache.apply(cm("b", "3"));
         cache.replace(vec![cm("b", "3"), cm("c", "4")]);
         cache.delete(cm("c", "5"));
-        assert_eq!(
-            *seen.lock(),
-            vec!["add a", "update a 1->2", "add b", "add c", "delete a", "delete c"]
-        );
+        assert_eq!(*seen.lock(), vec!["add a", "update a 1->2", "add b", "add c", "delete a", "delete c"]);
         assert!(cache.is_synced());
         assert_eq!(cache.list_namespace("ns").len(), 1);
     }

@@ -60,9 +60,12 @@ pub fn for_each_cache(informers: &Informers, f: &mut dyn FnMut(usize, CacheRef))
 
 /// A kind-erased view of one cache: its metadata changes and whether it has synced.
 pub struct CacheRef {
-    pub on_change: Box<dyn FnOnce(Box<dyn Fn(MetaChange<'_>) + Send + Sync>)>,
+    pub on_change: Box<dyn FnOnce(MetaHandler)>,
     pub is_synced: Box<dyn Fn() -> bool + Send + Sync>,
 }
+
+/// A handler of metadata changes.
+pub type MetaHandler = Box<dyn Fn(MetaChange<'_>) + Send + Sync>;
 
 /// A change, reduced to the objects' metadata.
 pub enum MetaChange<'a> {

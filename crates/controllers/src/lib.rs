@@ -101,7 +101,17 @@ pub async fn run(client: kube::Client, config: ControllersConfig) -> Result<(), 
     // Informers start after every controller registered its handlers, so that no handler
     // misses the initial list.
     tasks.extend(ctx.informers.start());
-    futures::future::join_all(tasks.into_iter().map(tokio::spawn).collect::<Vec<_>>()).await;
+    // A JoinSet aborts its tasks when dropped, so dropping this future stops every
+    // controller and informer it started.
+    let mut set = tokio::task::JoinSet::new();
+    for t in tasks {
+        set.spawn(t);
+    }
+    while let Some(done) = set.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a controller task failed");
+        }
+    }
     Ok(())
 }
 
@@ -113,11 +123,12 @@ where
     F: Fn(T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Option<Duration>, Error>> + Send + 'static,
 {
-    let mut handles = Vec::new();
+    // Workers live in a JoinSet so that they stop when this future is dropped.
+    let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let queue = queue.clone();
         let sync = sync.clone();
-        handles.push(tokio::spawn(async move {
+        set.spawn(async move {
             loop {
                 let item = queue.get().await;
                 match sync(item.clone()).await {
@@ -139,10 +150,14 @@ where
                 }
                 queue.done(&item);
             }
-        }));
+        });
     }
-    // Workers only end if they panic; a panicking worker must not leave the others orphaned.
-    futures::future::join_all(handles).await;
+    // Workers only end if they panic; report it and keep the others going.
+    while let Some(done) = set.join_next().await {
+        // A worker loops forever, so it only ends by failing.
+        let Err(e) = done;
+        tracing::error!(controller = name, error = %e, "a worker failed");
+    }
 }
 
 pub(crate) fn is_conflict(e: &kube::Error) -> bool {

@@ -51,7 +51,9 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
 
 /// Whether `reference` names `owner` by kind, name and UID.
 pub fn refers_to<K: Resource<DynamicType = ()>>(reference: &OwnerReference, owner: &K) -> bool {
-    reference.kind == K::kind(&()) && reference.name == owner.name_any() && Some(&reference.uid) == owner.meta().uid.as_ref()
+    reference.kind == K::kind(&())
+        && reference.name == owner.name_any()
+        && Some(&reference.uid) == owner.meta().uid.as_ref()
 }
 
 /// The selector of a workload, converted for matching. A missing selector matches nothing,

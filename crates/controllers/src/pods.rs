@@ -129,7 +129,11 @@ mod tests {
 
     fn pod(name: &str, node: &str, phase: &str, ready_at: Option<i64>, created: i64) -> Arc<Pod> {
         Arc::new(Pod {
-            metadata: ObjectMeta { name: Some(name.into()), creation_timestamp: Some(t(created)), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                creation_timestamp: Some(t(created)),
+                ..Default::default()
+            },
             spec: Some(PodSpec { node_name: (!node.is_empty()).then(|| node.into()), ..Default::default() }),
             status: Some(PodStatus {
                 phase: Some(phase.into()),
@@ -165,7 +169,8 @@ mod tests {
 
     #[test]
     fn among_equals_the_newest_goes_first() {
-        let mut pods = vec![pod("a", "", "Pending", None, 1), pod("b", "", "Pending", None, 3), pod("c", "", "Pending", None, 2)];
+        let mut pods =
+            vec![pod("a", "", "Pending", None, 1), pod("b", "", "Pending", None, 3), pod("c", "", "Pending", None, 2)];
         sort_for_deletion(&mut pods);
         assert_eq!(names(&pods), vec!["b", "c", "a"]);
     }

@@ -195,15 +195,18 @@ impl ReplicaSetController {
         let active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
 
         let mut failure: Option<(&'static str, String)> = None;
+        let mut lost_race = false;
         if satisfied && rs.metadata.deletion_timestamp.is_none() {
             let taken: HashSet<String> = all_pods.iter().map(|p| p.name_any()).collect();
             match plan::scale(&rs, &active, &taken) {
                 plan::Scale::None => {}
-                plan::Scale::Create(names) => {
-                    if let Err(e) = self.create_pods(&rs, &exp_key, names).await {
-                        failure = Some(("FailedCreate", e.to_string()));
-                    }
-                }
+                plan::Scale::Create(names) => match self.create_pods(&rs, &exp_key, names).await {
+                    Ok(()) => {}
+                    // Another controller created that pod first: not a failure of this
+                    // ReplicaSet, only a reason to look again once the cache has it.
+                    Err(Error::Api(e)) if is_already_exists(&e) => lost_race = true,
+                    Err(e) => failure = Some(("FailedCreate", e.to_string())),
+                },
                 plan::Scale::Delete(victims) => {
                     if let Err(e) = self.delete_pods(&rs, &exp_key, victims).await {
                         failure = Some(("FailedDelete", e.to_string()));
@@ -217,6 +220,9 @@ impl ReplicaSetController {
         self.write_status(&rs, &active, status.clone(), failure.as_ref().map(|(r, m)| (*r, m.as_str()))).await?;
         if let Some((_, message)) = failure {
             return Err(Error::Sync(message));
+        }
+        if lost_race {
+            return Err(Error::Sync(format!("replicaset {key}: a pod it wanted to create already exists")));
         }
         let min_ready = rs.spec.min_ready_seconds.unwrap_or(0);
         let ready = status.ready_replicas.unwrap_or(0);

@@ -55,8 +55,10 @@ async fn orphan_deletion_keeps_the_pods_without_references() {
     rss.create(&PostParams::default(), &replicaset("orph", 3)).await.expect("create");
     wait_ready(&c, "default", "orph", 3).await;
     rss.delete("orph", &DeleteParams::orphan()).await.expect("delete");
-    eventually(Duration::from_secs(60), "the replicaset to go", || async { rss.get_opt("orph").await.ok()?.is_none().then_some(()) })
-        .await;
+    eventually(Duration::from_secs(60), "the replicaset to go", || async {
+        rss.get_opt("orph").await.ok()?.is_none().then_some(())
+    })
+    .await;
     // The pods stay, and stay: nothing collects them later either.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pods = active_pods(&c, "default", "orph").await;
@@ -97,11 +99,13 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
 async fn deleting_a_namespace_empties_and_removes_it() {
     let c = Cluster::start(Duration::from_millis(10)).await;
     let namespaces: Api<Namespace> = Api::all(c.client.clone());
-    let ns = Namespace { metadata: ObjectMeta { name: Some("doomed".into()), ..Default::default() }, ..Default::default() };
+    let ns =
+        Namespace { metadata: ObjectMeta { name: Some("doomed".into()), ..Default::default() }, ..Default::default() };
     namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
     c.deployments("doomed").create(&PostParams::default(), &deployment("app", 3, "nginx:1")).await.expect("deployment");
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "doomed");
-    let cm = ConfigMap { metadata: ObjectMeta { name: Some("cfg".into()), ..Default::default() }, ..Default::default() };
+    let cm =
+        ConfigMap { metadata: ObjectMeta { name: Some("cfg".into()), ..Default::default() }, ..Default::default() };
     cms.create(&PostParams::default(), &cm).await.expect("configmap");
     let secrets: Api<Secret> = Api::namespaced(c.client.clone(), "doomed");
     let s = Secret { metadata: ObjectMeta { name: Some("s".into()), ..Default::default() }, ..Default::default() };

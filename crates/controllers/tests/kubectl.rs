@@ -17,7 +17,12 @@ fn pinned(minor: u32) -> String {
 }
 
 fn image_of(rs: &ReplicaSet) -> String {
-    rs.spec.template.as_ref().and_then(|t| t.spec.as_ref()).and_then(|s| s.containers[0].image.clone()).unwrap_or_default()
+    rs.spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.containers[0].image.clone())
+        .unwrap_or_default()
 }
 
 async fn active_images(c: &Cluster, app: &str) -> Vec<String> {
@@ -47,7 +52,8 @@ async fn workflow(c: &Cluster, bin: &str, name: &str) {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with(&format!("deployment.apps/{name}")), "{out}");
     assert!(lines.iter().any(|l| l.starts_with("REVISION  CHANGE-CAUSE")), "{out}");
-    let revisions: Vec<&str> = lines.iter().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
+    let revisions: Vec<&str> =
+        lines.iter().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
     assert_eq!(revisions, vec!["1", "2"], "{out}");
 
     let out = c.ok(bin, &["rollout", "undo", &format!("deployment/{name}")]).await;
@@ -55,7 +61,8 @@ async fn workflow(c: &Cluster, bin: &str, name: &str) {
     c.ok(bin, &["rollout", "status", &format!("deployment/{name}"), "--timeout=90s"]).await;
     assert_eq!(active_images(c, name).await, vec!["nginx:1".to_owned()]);
     let out = c.ok(bin, &["rollout", "history", &format!("deployment/{name}")]).await;
-    let revisions: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
+    let revisions: Vec<&str> =
+        out.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
     assert_eq!(revisions, vec!["2", "3"], "revision 1 came back as 3: {out}");
 
     let out = c.ok(bin, &["rollout", "restart", &format!("deployment/{name}")]).await;
@@ -111,7 +118,8 @@ async fn kubectl_cascading_deletes() {
     c.ok(DISPATCHER, &["rollout", "status", "deployment/keep", "--timeout=60s"]).await;
     c.ok(DISPATCHER, &["delete", "deployment", "keep", "--cascade=orphan"]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let out = c.ok(DISPATCHER, &["get", "rs", "-l", "app=keep", "-o", "jsonpath={.items[*].metadata.ownerReferences}"]).await;
+    let out =
+        c.ok(DISPATCHER, &["get", "rs", "-l", "app=keep", "-o", "jsonpath={.items[*].metadata.ownerReferences}"]).await;
     assert_eq!(out.trim(), "", "orphaned replicasets have no owner");
     let out = c.ok(DISPATCHER, &["get", "pods", "-l", "app=keep", "-o", "name"]).await;
     assert_eq!(out.lines().count(), 2, "{out}");

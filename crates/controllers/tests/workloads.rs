@@ -68,7 +68,10 @@ async fn replicaset_scales_0_to_50_to_2() {
         assert_eq!(suffix.len(), 5, "{name}");
         assert!(suffix.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)), "{name}");
         let r = &p.owner_references()[0];
-        assert_eq!((r.controller, r.block_owner_deletion, &r.uid), (Some(true), Some(true), rs.metadata.uid.as_ref().expect("uid")));
+        assert_eq!(
+            (r.controller, r.block_owner_deletion, &r.uid),
+            (Some(true), Some(true), rs.metadata.uid.as_ref().expect("uid"))
+        );
         assert_eq!(p.labels().get("app").map(String::as_str), Some("web"));
     }
     scale_rs(&api, "web", 2).await;
@@ -86,7 +89,11 @@ async fn replicaset_adopts_orphans_and_releases_strays() {
     let pods = c.pods(NS);
     // An orphan that matches is adopted instead of a new pod being created.
     let orphan = Pod {
-        metadata: ObjectMeta { name: Some("orphan".into()), labels: Some(labels(&[("app", "adopt")])), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("orphan".into()),
+            labels: Some(labels(&[("app", "adopt")])),
+            ..Default::default()
+        },
         spec: template("adopt", "nginx:1").spec,
         status: None,
     };
@@ -163,7 +170,12 @@ async fn wait_rollout(c: &Cluster, name: &str, replicas: i32) -> Deployment {
 }
 
 fn image_of(rs: &ReplicaSet) -> String {
-    rs.spec.template.as_ref().and_then(|t| t.spec.as_ref()).and_then(|s| s.containers[0].image.clone()).unwrap_or_default()
+    rs.spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.containers[0].image.clone())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,9 +201,14 @@ async fn rolling_update_stays_within_surge_and_unavailability() {
     let done = wait_rollout(&c, "roll", 10).await;
     stop_tx.send(true).expect("stop");
     let bounds = watcher.await.expect("watcher");
+    eprintln!("rolling update: at most {} pods, at least {} ready", bounds.max_pods, bounds.min_ready);
     // maxSurge 30% of 10 rounds up to 3; maxUnavailable is 2.
     assert!(bounds.max_pods <= 13, "saw {} pods at once, more than replicas + maxSurge = 13", bounds.max_pods);
-    assert!(bounds.min_ready >= 8, "saw only {} ready pods, fewer than replicas - maxUnavailable = 8", bounds.min_ready);
+    assert!(
+        bounds.min_ready >= 8,
+        "saw only {} ready pods, fewer than replicas - maxUnavailable = 8",
+        bounds.min_ready
+    );
     assert_eq!(done.annotations().get("deployment.kubernetes.io/revision").map(String::as_str), Some("2"));
 
     let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
@@ -209,7 +226,9 @@ async fn rolling_update_stays_within_surge_and_unavailability() {
         assert_eq!(rs.annotations().get("deployment.kubernetes.io/max-replicas").map(String::as_str), Some("13"));
     }
     let st = done.status.expect("status");
-    let reason = |ty: &str| st.conditions.iter().flatten().find(|c| c.type_.as_deref() == Some(ty)).and_then(|c| c.reason.clone());
+    let reason = |ty: &str| {
+        st.conditions.iter().flatten().find(|c| c.type_.as_deref() == Some(ty)).and_then(|c| c.reason.clone())
+    };
     assert_eq!(reason("Available").as_deref(), Some("MinimumReplicasAvailable"));
     assert_eq!(reason("Progressing").as_deref(), Some("NewReplicaSetAvailable"));
     assert_eq!((st.ready_replicas, st.unavailable_replicas), (Some(10), Some(0)));
@@ -219,7 +238,8 @@ async fn rolling_update_stays_within_surge_and_unavailability() {
 async fn recreate_pause_and_history_limit() {
     let c = Cluster::start(Duration::from_millis(10)).await;
     let mut d = deployment("rec", 3, "nginx:1");
-    d.spec.strategy = Some(k8s_openapi::api::apps::v1::DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
+    d.spec.strategy =
+        Some(k8s_openapi::api::apps::v1::DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
     d.spec.revision_history_limit = Some(1);
     c.deployments(NS).create(&PostParams::default(), &d).await.expect("create");
     wait_rollout(&c, "rec", 3).await;
@@ -238,8 +258,12 @@ async fn recreate_pause_and_history_limit() {
     assert_eq!(images, HashSet::from(["nginx:2".to_owned(), "nginx:3".to_owned()]), "the oldest revision is gone");
 
     // Paused: template changes make no new ReplicaSet, but scaling still happens.
-    c.deployments(NS).patch("rec", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": true}}))).await.expect("pause");
-    let patch = json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "main", "image": "nginx:4"}]}}}});
+    c.deployments(NS)
+        .patch("rec", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": true}})))
+        .await
+        .expect("pause");
+    let patch =
+        json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "main", "image": "nginx:4"}]}}}});
     c.deployments(NS).patch("rec", &PatchParams::default(), &Patch::Strategic(&patch)).await.expect("update");
     eventually(Duration::from_secs(60), "paused deployment to scale", || async {
         (active_pods(&c, NS, "rec").await.iter().filter(|p| is_ready(p)).count() == 5).then_some(())
@@ -250,7 +274,10 @@ async fn recreate_pause_and_history_limit() {
     let d = c.deployments(NS).get("rec").await.expect("get");
     let cond = d.status.and_then(|s| s.conditions).unwrap_or_default();
     assert!(cond.iter().any(|c| c.reason.as_deref() == Some("DeploymentPaused")), "{cond:?}");
-    c.deployments(NS).patch("rec", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": false}}))).await.expect("resume");
+    c.deployments(NS)
+        .patch("rec", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": false}})))
+        .await
+        .expect("resume");
     wait_rollout(&c, "rec", 5).await;
     let list = rss.list(&ListParams::default().labels("app=rec")).await.expect("list").items;
     assert!(list.iter().any(|rs| image_of(rs) == "nginx:4" && rs.spec.replicas == Some(5)));

@@ -58,7 +58,11 @@ fn normalize(v: &mut Value) {
             for child in map.values_mut() {
                 normalize(child);
             }
-            map.retain(|_, c| !(c.is_null() || c.as_object().is_some_and(|m| m.is_empty()) || c.as_array().is_some_and(|a| a.is_empty())));
+            map.retain(|_, c| {
+                !(c.is_null()
+                    || c.as_object().is_some_and(|m| m.is_empty())
+                    || c.as_array().is_some_and(|a| a.is_empty()))
+            });
         }
         Value::Array(items) => items.iter_mut().for_each(normalize),
         _ => {}
@@ -190,6 +194,16 @@ pub fn sum_ready(rss: &[Arc<ReplicaSet>]) -> i32 {
 
 pub fn sum_available(rss: &[Arc<ReplicaSet>]) -> i32 {
     rss.iter().map(|rs| status_of(rs).2).sum()
+}
+
+/// Available replicas that will remain: an old ReplicaSet just scaled down still reports
+/// the pods it is about to delete as available, so each counts at most its spec.
+///
+/// Upstream sums `status.availableReplicas` as is when deciding how far old ReplicaSets
+/// may shrink; with a status that lags a scale-down, a second sync would then shrink them
+/// again below `replicas - maxUnavailable`. Clamping keeps the decision conservative.
+pub fn sum_available_within_spec(rss: &[Arc<ReplicaSet>]) -> i32 {
+    rss.iter().map(|rs| status_of(rs).2.min(replicas(rs))).sum()
 }
 
 pub fn available(rs: &ReplicaSet) -> i32 {
@@ -425,7 +439,13 @@ pub fn calculate_status(
     if available >= desired(d) - max_unavailable(d) {
         set_condition(
             &mut status,
-            new_condition(AVAILABLE, "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into(), now),
+            new_condition(
+                AVAILABLE,
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+                now,
+            ),
         );
     } else {
         set_condition(
@@ -497,7 +517,9 @@ pub fn rollout_status(
         if is_complete(d, &status) {
             let msg = match &rs_name {
                 Some(n) => format!("ReplicaSet {n:?} has successfully progressed."),
-                None => format!("Deployment {:?} has successfully progressed.", d.metadata.name.clone().unwrap_or_default()),
+                None => {
+                    format!("Deployment {:?} has successfully progressed.", d.metadata.name.clone().unwrap_or_default())
+                }
             };
             set_condition(&mut status, new_condition(PROGRESSING, "True", "NewReplicaSetAvailable", msg, now));
         } else if is_progressing(d, &status) {
@@ -516,7 +538,9 @@ pub fn rollout_status(
         } else if timed_out(d, &status, now) {
             let msg = match &rs_name {
                 Some(n) => format!("ReplicaSet {n:?} has timed out progressing."),
-                None => format!("Deployment {:?} has timed out progressing.", d.metadata.name.clone().unwrap_or_default()),
+                None => {
+                    format!("Deployment {:?} has timed out progressing.", d.metadata.name.clone().unwrap_or_default())
+                }
             };
             set_condition(&mut status, new_condition(PROGRESSING, "False", "ProgressDeadlineExceeded", msg, now));
         }
@@ -550,7 +574,9 @@ pub fn status_differs(a: &DeploymentStatus, b: &DeploymentStatus) -> bool {
             .conditions
             .iter()
             .flatten()
-            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone(), c.last_update_time.clone()))
+            .map(|c| {
+                (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone(), c.last_update_time.clone())
+            })
             .collect();
         conds.sort_by(|x, y| x.0.cmp(&y.0));
         let z = |v: Option<i32>| v.unwrap_or(0);

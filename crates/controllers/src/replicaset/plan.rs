@@ -141,12 +141,8 @@ fn slot_suffix(uid: &str, slot: u64) -> String {
 /// `failure` is the reason and message of a failed create or delete in this sync.
 pub fn status(rs: &ReplicaSet, active: &[Arc<Pod>], now: Timestamp, failure: Option<(&str, &str)>) -> ReplicaSetStatus {
     let spec = &rs.spec;
-    let template_labels = spec
-        .template
-        .as_ref()
-        .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+    let template_labels =
+        spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let count = |f: &dyn Fn(&Pod) -> bool| i32::try_from(active.iter().filter(|p| f(p)).count()).unwrap_or(i32::MAX);
     let fully_labeled = count(&|p| {
@@ -215,7 +211,10 @@ mod tests {
                 replicas: Some(replicas),
                 selector: Sel { match_labels: Some(lbl(&[("app", "web")])), ..Default::default() },
                 template: Some(PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(lbl(&[("app", "web"), ("tier", "fe")])), ..Default::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(lbl(&[("app", "web"), ("tier", "fe")])),
+                        ..Default::default()
+                    }),
                     spec: None,
                 }),
                 min_ready_seconds: None,
@@ -245,9 +244,8 @@ mod tests {
             spec: None,
             status: Some(PodStatus {
                 phase: Some("Running".into()),
-                conditions: ready.then(|| {
-                    vec![PodCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]
-                }),
+                conditions: ready
+                    .then(|| vec![PodCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
                 ..Default::default()
             }),
         })
@@ -278,7 +276,8 @@ mod tests {
     fn a_deleting_replicaset_neither_adopts_nor_releases() {
         let mut rs = rs(3);
         rs.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
-        let pods = vec![pod("orphan", &[("app", "web")], None, true), pod("stray", &[("app", "db")], Some("rs-uid"), true)];
+        let pods =
+            vec![pod("orphan", &[("app", "web")], None, true), pod("stray", &[("app", "db")], Some("rs-uid"), true)];
         let c = claim_pods(&rs, &sel(&rs), &pods);
         assert!(c.adopt.is_empty() && c.release.is_empty() && c.owned.is_empty());
     }
@@ -314,7 +313,10 @@ mod tests {
     #[test]
     fn scale_down_deletes_not_ready_first() {
         let rs = rs(1);
-        let have = vec![pod("ready", &[("app", "web")], Some("rs-uid"), true), pod("not-ready", &[("app", "web")], Some("rs-uid"), false)];
+        let have = vec![
+            pod("ready", &[("app", "web")], Some("rs-uid"), true),
+            pod("not-ready", &[("app", "web")], Some("rs-uid"), false),
+        ];
         let Scale::Delete(gone) = scale(&rs, &have, &HashSet::new()) else { panic!("expected deletions") };
         assert_eq!(gone.iter().map(|p| p.name_any()).collect::<Vec<_>>(), vec!["not-ready"]);
         assert_eq!(scale(&rs, &have[..1], &HashSet::new()), Scale::None);

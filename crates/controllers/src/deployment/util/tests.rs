@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use kube::api::ObjectMeta;
 
@@ -31,7 +33,10 @@ fn dep(replicas: i32, surge: IntOrString, unavailable: IntOrString) -> Deploymen
             template: template("nginx:1"),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment { max_surge: Some(surge), max_unavailable: Some(unavailable) }),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(surge),
+                    max_unavailable: Some(unavailable),
+                }),
             }),
             progress_deadline_seconds: Some(600),
             ..Default::default()
@@ -104,7 +109,8 @@ fn templates_compare_without_the_hash_label_and_empty_fields() {
 #[test]
 fn new_and_old_replicasets_are_found_by_template() {
     let d = dep(3, pct("25%"), pct("25%"));
-    let rss = vec![rs("b", "2", 0, 0, 2, "nginx:1"), rs("a", "1", 3, 3, 1, "nginx:0"), rs("c", "3", 0, 0, 3, "nginx:1")];
+    let rss =
+        vec![rs("b", "2", 0, 0, 2, "nginx:1"), rs("a", "1", 3, 3, 1, "nginx:0"), rs("c", "3", 0, 0, 3, "nginx:1")];
     let new = find_new(&d, &rss).expect("new");
     assert_eq!(new.metadata.name.as_deref(), Some("b"), "the oldest matching one");
     let old = find_old(&rss, Some(&new));
@@ -152,7 +158,10 @@ fn annotations_move_revisions_forward_and_keep_history() {
     // A rollback brings revision 2 back as 5, remembering 2.
     assert!(set_new_rs_annotations(&d, &mut new, 5, true));
     let a = new.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!((a.get(REVISION).map(String::as_str), a.get(REVISION_HISTORY).map(String::as_str)), (Some("5"), Some("2")));
+    assert_eq!(
+        (a.get(REVISION).map(String::as_str), a.get(REVISION_HISTORY).map(String::as_str)),
+        (Some("5"), Some("2"))
+    );
 }
 
 #[test]
@@ -165,7 +174,8 @@ fn proportional_scaling_splits_by_size_with_leftovers_to_the_largest() {
     set_replicas_annotations(&mut old, 10, 13);
     set_replicas_annotations(&mut new, 10, 13);
     let sizes = proportional_sizes(&d, &[Arc::new(old), Arc::new(new)]);
-    let named: Vec<(String, i32)> = sizes.iter().map(|(rs, n)| (rs.metadata.name.clone().unwrap_or_default(), *n)).collect();
+    let named: Vec<(String, i32)> =
+        sizes.iter().map(|(rs, n)| (rs.metadata.name.clone().unwrap_or_default(), *n)).collect();
     assert_eq!(named, vec![("old".to_owned(), 16), ("new".to_owned(), 10)]);
     assert_eq!(named.iter().map(|(_, n)| n).sum::<i32>(), 26);
 }
@@ -175,7 +185,10 @@ fn active_or_latest_and_saturation() {
     let d = dep(3, pct("25%"), pct("25%"));
     let new = rs("new", "2", 3, 3, 2, "nginx:1");
     let idle = rs("old", "1", 0, 0, 1, "nginx:0");
-    assert_eq!(active_or_latest(Some(&new), &[idle.clone()]).and_then(|r| r.metadata.name.clone()).as_deref(), Some("new"));
+    assert_eq!(
+        active_or_latest(Some(&new), std::slice::from_ref(&idle)).and_then(|r| r.metadata.name.clone()).as_deref(),
+        Some("new")
+    );
     assert!(active_or_latest(Some(&new), &[rs("old", "1", 1, 1, 1, "nginx:0")]).is_none());
     assert_eq!(active_or_latest(None, &[idle]).and_then(|r| r.metadata.name.clone()).as_deref(), Some("old"));
     let mut sat = (*new).clone();
@@ -192,7 +205,14 @@ fn status_and_conditions_follow_upstream() {
     let all = vec![old, new.clone()];
     let s = rollout_status(&d, &all, Some(&new), ts(0));
     assert_eq!(
-        (s.replicas, s.updated_replicas, s.ready_replicas, s.available_replicas, s.unavailable_replicas, s.observed_generation),
+        (
+            s.replicas,
+            s.updated_replicas,
+            s.ready_replicas,
+            s.available_replicas,
+            s.unavailable_replicas,
+            s.observed_generation
+        ),
         (Some(5), Some(3), Some(3), Some(3), Some(2), Some(1))
     );
     let reason = |s: &DeploymentStatus, ty: &str| condition(s, ty).and_then(|c| c.reason.clone());
@@ -202,12 +222,12 @@ fn status_and_conditions_follow_upstream() {
     let mut d2 = d.clone();
     d2.status = Some(s);
     let done = rs("new", "2", 4, 4, 2, "nginx:1");
-    let s2 = rollout_status(&d2, &[done.clone()], Some(&done), ts(5));
+    let s2 = rollout_status(&d2, std::slice::from_ref(&done), Some(&done), ts(5));
     assert_eq!(reason(&s2, PROGRESSING).as_deref(), Some("NewReplicaSetAvailable"));
     assert!(is_complete(&d2, &s2));
     // Unavailable below the minimum.
     let thin = rs("new", "2", 4, 1, 2, "nginx:1");
-    let s3 = rollout_status(&d, &[thin.clone()], Some(&thin), ts(0));
+    let s3 = rollout_status(&d, std::slice::from_ref(&thin), Some(&thin), ts(0));
     assert_eq!(reason(&s3, AVAILABLE).as_deref(), Some("MinimumReplicasUnavailable"));
 }
 
@@ -216,8 +236,22 @@ fn a_stalled_rollout_times_out() {
     let mut d = dep(2, pct("25%"), pct("25%"));
     d.spec.progress_deadline_seconds = Some(10);
     let new = rs("new", "2", 2, 0, 2, "nginx:1");
-    let s = rollout_status(&d, &[new.clone()], Some(&new), ts(0));
+    let s = rollout_status(&d, std::slice::from_ref(&new), Some(&new), ts(0));
     d.status = Some(s);
-    let later = rollout_status(&d, &[new.clone()], Some(&new), ts(30));
-    assert_eq!(condition(&later, PROGRESSING).and_then(|c| c.reason.clone()).as_deref(), Some("ProgressDeadlineExceeded"));
+    let later = rollout_status(&d, std::slice::from_ref(&new), Some(&new), ts(30));
+    assert_eq!(
+        condition(&later, PROGRESSING).and_then(|c| c.reason.clone()).as_deref(),
+        Some("ProgressDeadlineExceeded")
+    );
+}
+
+#[test]
+fn availability_of_a_shrinking_replicaset_counts_at_most_its_spec() {
+    // Scaled from 10 to 8, still reporting 10 available until its controller catches up.
+    let mut old = (*rs("old", "1", 8, 10, 1, "nginx:0")).clone();
+    old.status = Some(ReplicaSetStatus { replicas: 10, available_replicas: Some(10), ..Default::default() });
+    let new = rs("new", "2", 3, 3, 2, "nginx:1");
+    let all = vec![Arc::new(old), new];
+    assert_eq!(sum_available(&all), 13);
+    assert_eq!(sum_available_within_spec(&all), 11);
 }
