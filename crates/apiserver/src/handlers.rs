@@ -91,6 +91,7 @@ impl Api {
             (&Method::POST, false, None) => self.create(&req).await,
             (&Method::POST, true, Some(Subresource::Binding)) => self.bind(&req).await,
             (&Method::PUT, true, None | Some(Subresource::Status)) => self.update(&req).await,
+            (&Method::PUT, true, Some(Subresource::Finalize)) => self.finalize(&req).await,
             (&Method::PUT | &Method::PATCH, true, Some(Subresource::Scale)) => self.update_scale(&req).await,
             (&Method::PATCH, true, None | Some(Subresource::Status)) => self.patch(&req).await,
             (&Method::DELETE, true, None) => self.delete(&req).await,
@@ -643,6 +644,7 @@ impl Api {
             // Removing the last finalizer from an object that is being deleted deletes it.
             if meta::deletion_timestamp(&new).is_some()
                 && meta::finalizers(&new).is_empty()
+                && !namespace_finalizing(resource, &new)
                 && !pod_awaiting_kubelet(resource, &new)
             {
                 match self.store.delete(key, Some(rev)).await {
@@ -895,6 +897,29 @@ impl Api {
 
     // === Subresources ===
 
+    /// `PUT namespaces/<name>/finalize`: only `spec.finalizers` changes. A terminating
+    /// namespace whose finalizers are all gone is deleted by the write.
+    async fn finalize(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let accept = body::negotiate(&req.headers)?;
+        let (obj, _) = self.decode_for_write(req)?;
+        let finalizers = obj["spec"]["finalizers"].clone();
+        let precondition = meta::resource_version(&obj).parse::<Revision>().ok();
+        let mutate = |cur: &Value| -> Result<Value, ApiError> {
+            let mut out = cur.clone();
+            if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
+                if finalizers.is_null() {
+                    spec.remove("finalizers");
+                } else {
+                    spec.insert("finalizers".into(), finalizers.clone());
+                }
+            }
+            Ok(out)
+        };
+        let ownership = Ownership::Update(field_manager(req));
+        let updated = self.guaranteed_update(req, precondition, mutate, false, req.dry_run(), ownership).await?;
+        respond_object(StatusCode::OK, req.route.resource, updated, accept, &req.query)
+    }
+
     async fn get_scale(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let r = &req.route;
         let (obj, _) = self.read(r.resource, r.namespace.as_deref(), r.name.as_deref().unwrap_or("")).await?;
@@ -1050,6 +1075,13 @@ fn is_service(resource: &Resource) -> bool {
 
 fn obj_has_spec(resource: &Resource) -> bool {
     !matches!(resource.kind, "Namespace" | "Node" | "Pod" | "Service")
+}
+
+/// A terminating namespace stays until its own `spec.finalizers` are empty as well.
+fn namespace_finalizing(resource: &Resource, obj: &Value) -> bool {
+    resource.group.is_empty()
+        && resource.resource == "namespaces"
+        && obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
 }
 
 fn pod_awaiting_kubelet(_resource: &Resource, _obj: &Value) -> bool {

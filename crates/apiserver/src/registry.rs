@@ -10,6 +10,8 @@ use crate::resources;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subresource {
     Status,
+    /// `namespaces/<name>/finalize`: changes `spec.finalizers` and nothing else.
+    Finalize,
     Scale,
     Binding,
     Log,
@@ -21,6 +23,7 @@ impl Subresource {
     pub fn name(self) -> &'static str {
         match self {
             Subresource::Status => "status",
+            Subresource::Finalize => "finalize",
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
             Subresource::Log => "log",
@@ -33,6 +36,7 @@ impl Subresource {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
+            Subresource::Finalize => &["update"],
             Subresource::Binding => &["create"],
             Subresource::Log => &["get"],
             Subresource::Exec | Subresource::Attach => &["create", "get"],
@@ -46,7 +50,7 @@ impl Subresource {
             Subresource::Binding => ("", "v1", "Binding"),
             Subresource::Exec | Subresource::Attach => ("", "v1", "PodExecOptions"),
             Subresource::Log => ("", "v1", "Pod"),
-            Subresource::Status => (parent.group, parent.version, parent.kind),
+            Subresource::Status | Subresource::Finalize => (parent.group, parent.version, parent.kind),
         }
     }
 }
@@ -151,7 +155,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
-        subresources: &[Subresource::Status],
+        subresources: &[Subresource::Status, Subresource::Finalize],
         strategy: &resources::NamespaceStrategy,
     },
     Resource {

@@ -51,6 +51,12 @@ async fn start_control_loops(
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let disabled: std::collections::HashSet<&str> = args.disable.iter().map(String::as_str).collect();
+    let known: Vec<String> = std::iter::once("scheduler".to_owned())
+        .chain(rkube_controllers::all().iter().map(|d| d.name.to_owned()))
+        .collect();
+    if let Some(unknown) = disabled.iter().find(|d| !known.iter().any(|k| k == *d)) {
+        anyhow::bail!("--disable {unknown}: no such control loop; known: {}", known.join(", "));
+    }
     let config = kube::config::Kubeconfig::read_from(kubeconfig).context("reading the admin kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
         .await
@@ -65,6 +71,14 @@ async fn start_control_loops(
             }
         }));
     }
+    let controllers = rkube_controllers::ControllersConfig {
+        disabled: disabled.iter().filter(|d| **d != "scheduler").map(|d| (*d).to_owned()).collect(),
+    };
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = rkube_controllers::run(client, controllers).await {
+            tracing::error!(error = %e, "the controllers stopped");
+        }
+    }));
     Ok(tasks)
 }
 

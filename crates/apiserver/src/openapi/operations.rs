@@ -368,6 +368,18 @@ impl ResourcePaths<'_> {
             let ops = match sub {
                 Subresource::Status => self.read_replace_patch(&suffix, gvk, &kind),
                 Subresource::Scale => self.read_replace_patch(&suffix, gvk, &schema_name(gvk.0, gvk.1, gvk.2)),
+                Subresource::Finalize => vec![(
+                    "put",
+                    Op {
+                        action: "put",
+                        id: self.id("replace", &suffix),
+                        description: format!("replace finalize of the specified {}", r.kind),
+                        gvk,
+                        parameters: write_params(),
+                        body: Some(body(&kind)),
+                        responses: responses(&["200", "201"], &kind),
+                    },
+                )],
                 Subresource::Binding => {
                     let binding = schema_name(gvk.0, gvk.1, gvk.2);
                     vec![(
