@@ -48,11 +48,20 @@ pub struct Config {
     pub sans: Vec<String>,
     /// How often history is compacted; upstream compacts every 5 minutes.
     pub compaction_interval: Duration,
+    /// How many recent events the watch cache keeps for watches that resume from a
+    /// resourceVersion; older ones get 410 Gone, as from upstream's cacher.
+    pub watch_history: usize,
 }
 
 impl Config {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Config {
-        Config { data_dir, listen, sans: Vec::new(), compaction_interval: Duration::from_secs(300) }
+        Config {
+            data_dir,
+            listen,
+            sans: Vec::new(),
+            compaction_interval: Duration::from_secs(300),
+            watch_history: crate::cache::DEFAULT_HISTORY,
+        }
     }
 }
 
@@ -94,7 +103,7 @@ impl ApiServer {
         let pki = Arc::new(Pki::ensure(&pki_dir, &sans)?);
         let auth = Arc::new(Authenticator::new(&pki_dir)?);
 
-        let cache = WatchCache::new();
+        let cache = WatchCache::with_history(config.watch_history);
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
         let rev = store.current_revision().await?;
         cache.wait_fresh(rev, Duration::from_secs(30)).await.map_err(|_| StartError::CacheNotReady)?;
