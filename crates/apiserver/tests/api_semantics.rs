@@ -323,3 +323,31 @@ async fn watch_from_outside_the_cache_window_is_expired() {
     let first = WatchLines::new(resp).next_within(Duration::from_secs(10)).await.expect("an initial event");
     assert_eq!(first["type"], "ADDED");
 }
+
+/// A write to the same store outside `/registry/` (another user of a shared etcd, say) must
+/// not stall consistent reads. The watch cache follows only `/registry/`, so it never sees
+/// that revision; a consistent list waits for the cache to reach the store's newest
+/// revision and gives up after 3 s with 504. Upstream's cacher asks etcd for a progress
+/// notification, which moves its revision forward when nothing in its range changed.
+#[ignore = "server bug: the watch cache never reaches a revision written outside /registry/"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_outside_the_registry_does_not_stall_consistent_lists() {
+    let cluster = Cluster::start().await;
+    let store = &cluster.server.api.store;
+    store.create("/other-tenant/key", bytes::Bytes::from_static(b"x")).await.expect("write outside /registry/");
+    let client = cluster.client();
+
+    let started = std::time::Instant::now();
+    let resp = client.get(cluster.url(CONFIGMAPS)).send().await.expect("list");
+    expect_json(resp, 200).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "the list took {:?}", started.elapsed());
+
+    let started = std::time::Instant::now();
+    let resp = support::streaming_client(&cluster.server.pki, support::Credentials::AdminCert)
+        .get(cluster.url(&format!("{CONFIGMAPS}?watch=true")))
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(started.elapsed() < Duration::from_secs(1), "the watch took {:?} to start", started.elapsed());
+}
