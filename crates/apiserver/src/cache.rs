@@ -28,8 +28,8 @@ pub const REGISTRY: &str = "/registry/";
 /// follows the store's global revision even when the newest write is not an API object
 /// (a service IP allocation, say); consistent reads wait for that revision.
 const WATCH_ROOT: &str = "/";
-/// How many recent events a watch can resume from.
-const HISTORY: usize = 50_000;
+/// How many recent events a watch can resume from, by default.
+pub const DEFAULT_HISTORY: usize = 50_000;
 const BROADCAST_CAPACITY: usize = 16_384;
 const LIST_PAGE: i64 = 10_000;
 
@@ -88,6 +88,8 @@ struct State {
 
 pub struct WatchCache {
     state: RwLock<State>,
+    /// How many recent events are kept for watches that resume from a resourceVersion.
+    history: usize,
     tx: broadcast::Sender<Arc<CacheEvent>>,
     progress: watch::Sender<Revision>,
     /// Bumped whenever the cache re-lists: watchers holding an older epoch must restart.
@@ -126,8 +128,15 @@ fn decode(kv: &rkube_store::KeyValue) -> Option<Arc<Value>> {
 
 impl WatchCache {
     pub fn new() -> Arc<WatchCache> {
+        WatchCache::with_history(DEFAULT_HISTORY)
+    }
+
+    /// A cache that keeps the `history` most recent events (at least one). Tests use a small
+    /// window to reach the "too old resource version" answer without writing 50,000 events.
+    pub fn with_history(history: usize) -> Arc<WatchCache> {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         Arc::new(WatchCache {
+            history: history.max(1),
             state: RwLock::new(State {
                 rev: 0,
                 oldest: 0,
@@ -230,7 +239,7 @@ impl WatchCache {
             let event =
                 Arc::new(CacheEvent { rev: ev.revision, resource_prefix: prefix, key: ev.kv.key, kind, object, prev });
             st.history.push_back(event.clone());
-            if st.history.len() > HISTORY
+            if st.history.len() > self.history
                 && let Some(dropped) = st.history.pop_front()
             {
                 st.oldest = dropped.rev;

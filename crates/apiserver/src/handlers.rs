@@ -323,7 +323,9 @@ impl Api {
         if resource.namespaced {
             self.check_namespace_open(meta::namespace(&obj).unwrap_or("")).await?;
         }
-        let generate = meta::name(&obj).is_empty();
+        // Only a generateName lets the server pick the name; with neither, validation says so.
+        let generate =
+            meta::name(&obj).is_empty() && !obj["metadata"]["generateName"].as_str().unwrap_or("").is_empty();
         let strategy = resource.strategy;
         {
             let m = meta::metadata_mut(&mut obj);

@@ -58,6 +58,9 @@ pub struct Config {
     pub advertise_address: Option<std::net::IpAddr>,
     /// Whether cluster DNS is on: then the server creates `kube-system/kube-dns`.
     pub dns: bool,
+    /// How many recent events the watch cache keeps for watches that resume from a
+    /// resourceVersion; older ones get 410 Gone, as from upstream's cacher.
+    pub watch_history: usize,
 }
 
 impl Config {
@@ -71,6 +74,7 @@ impl Config {
             repair_interval: Duration::from_secs(60),
             advertise_address: None,
             dns: true,
+            watch_history: crate::cache::DEFAULT_HISTORY,
         }
     }
 }
@@ -115,7 +119,7 @@ impl ApiServer {
         let pki = Arc::new(Pki::ensure(&pki_dir, &sans)?);
         let auth = Arc::new(Authenticator::new(&pki_dir)?);
 
-        let cache = WatchCache::new();
+        let cache = WatchCache::with_history(config.watch_history);
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
         let rev = store.current_revision().await?;
         cache.wait_fresh(rev, Duration::from_secs(30)).await.map_err(|_| StartError::CacheNotReady)?;
