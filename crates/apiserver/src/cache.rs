@@ -61,6 +61,15 @@ pub struct CacheEvent {
     pub kind: EventType,
     pub object: Arc<Value>,
     pub prev: Option<Arc<Value>>,
+    /// `object` as JSON, encoded once by the first watcher that needs it and shared by all
+    /// others, so that fanning one event out to many watchers costs one encoding.
+    json: std::sync::OnceLock<Bytes>,
+}
+
+impl CacheEvent {
+    pub fn json(&self) -> &Bytes {
+        self.json.get_or_init(|| to_json_bytes(&self.object))
+    }
 }
 
 /// What a watcher receives from the cache.
@@ -236,8 +245,15 @@ impl WatchCache {
             } else {
                 object
             };
-            let event =
-                Arc::new(CacheEvent { rev: ev.revision, resource_prefix: prefix, key: ev.kv.key, kind, object, prev });
+            let event = Arc::new(CacheEvent {
+                rev: ev.revision,
+                resource_prefix: prefix,
+                key: ev.kv.key,
+                kind,
+                object,
+                prev,
+                json: std::sync::OnceLock::new(),
+            });
             st.history.push_back(event.clone());
             if st.history.len() > self.history
                 && let Some(dropped) = st.history.pop_front()

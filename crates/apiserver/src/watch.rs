@@ -52,8 +52,8 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
             wait_fresh(api, current).await?;
         }
         let (rev, items, rx, epoch) = api.cache.subscribe_with_state(&res_prefix, &list_prefix).map_err(cache_error)?;
-        let initial: Vec<(EventType, Arc<Value>)> =
-            items.into_iter().filter(|o| filter.matches(o)).map(|o| (EventType::Added, o)).collect();
+        let initial: Vec<(EventType, Arc<Value>, Option<Arc<CacheEvent>>)> =
+            items.into_iter().filter(|o| filter.matches(o)).map(|o| (EventType::Added, o, None)).collect();
         (initial, rev, rx, epoch)
     } else {
         let from: Revision =
@@ -72,7 +72,12 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
             Err(e @ CacheError::TooOld { .. }) => return Ok(error_stream(accept, &cache_error(e))),
             other => other.map_err(cache_error)?,
         };
-        let initial = backlog.iter().filter_map(|ev| translate(ev, &filter, &list_prefix)).collect();
+        let initial = backlog
+            .iter()
+            .filter_map(|ev| {
+                translate(ev, &filter, &list_prefix).map(|(ty, _)| (ty, ev.object.clone(), Some(ev.clone())))
+            })
+            .collect();
         (initial, rev, rx, epoch)
     };
     epoch.borrow_and_update();
@@ -85,8 +90,8 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
         tokio::pin!(deadline);
         let mut rx = rx;
         let mut last_rev = after;
-        for (ty, obj) in initial {
-            if tx.send(encoder.event(ty.as_str(), &obj)).await.is_err() {
+        for (ty, obj, shared) in initial {
+            if tx.send(encoder.event(ty.as_str(), &obj, shared.as_deref())).await.is_err() {
                 return;
             }
         }
@@ -105,8 +110,8 @@ pub async fn serve(api: &Api, req: &Request) -> Result<Response<Body>, ApiError>
                             continue;
                         }
                         last_rev = ev.rev;
-                        if let Some((ty, obj)) = translate(&ev, &filter, &list_prefix)
-                            && tx.send(encoder.event(ty.as_str(), &obj)).await.is_err() {
+                        if let Some((ty, _)) = translate(&ev, &filter, &list_prefix)
+                            && tx.send(encoder.event(ty.as_str(), &ev.object, Some(&ev))).await.is_err() {
                                 return;
                             }
                     }
@@ -188,9 +193,22 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, ty: &str, obj: &Value) -> Bytes {
+    /// One event line. With `shared`, a JSON watcher reuses the event's one encoding.
+    fn event(&mut self, ty: &str, obj: &Value, shared: Option<&CacheEvent>) -> Bytes {
         let object = match self.accept {
-            Accept::Json => obj.clone(),
+            Accept::Json => {
+                let encoded = match shared {
+                    Some(ev) => ev.json().clone(),
+                    None => crate::cache::to_json_bytes(obj),
+                };
+                let mut line = Vec::with_capacity(encoded.len() + 32);
+                line.extend_from_slice(b"{\"type\":\"");
+                line.extend_from_slice(ty.as_bytes());
+                line.extend_from_slice(b"\",\"object\":");
+                line.extend_from_slice(&encoded);
+                line.extend_from_slice(b"}\n");
+                return Bytes::from(line);
+            }
             Accept::Table => {
                 self.table_opts.now = SystemTime::now();
                 self.table_opts.no_headers = self.sent_headers;
