@@ -10,6 +10,8 @@ packages=(
   "etcd-client:etcdctl"         # debugging the etcd tests
   "protobuf-compiler:protoc"    # etcd-client generates its gRPC code at build time
   "openssl:openssl"             # the tutorial's certificate, made as the tutorial makes it
+  "runc:runc"                   # the agent runs pods' containers with it
+  "busybox-static:busybox"      # the runtime tests' root filesystem
 )
 
 missing=()
