@@ -21,6 +21,7 @@ pub mod informer;
 pub mod kinds;
 pub mod meta;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
@@ -57,12 +58,16 @@ pub enum Error {
 pub struct ControllersConfig {
     /// Names of controllers not to run (see [`all`]).
     pub disabled: HashSet<String>,
+    /// Timings of the node lifecycle controller.
+    pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
 }
 
 /// What a controller gets to build itself: the client and the shared informers.
 pub struct Context {
     pub client: kube::Client,
     pub informers: Informers,
+    /// The configuration [`run`] was given, for controllers that have settings.
+    pub config: ControllersConfig,
 }
 
 /// One controller, registered by name.
@@ -81,6 +86,7 @@ pub fn all() -> Vec<Descriptor> {
         Descriptor { name: "deployment", start: deployment::start },
         Descriptor { name: "garbagecollector", start: garbagecollector::start },
         Descriptor { name: "namespace", start: namespace::start },
+        Descriptor { name: "nodelifecycle", start: nodelifecycle::start },
     ]
 }
 
@@ -92,7 +98,7 @@ pub async fn run(client: kube::Client, config: ControllersConfig) -> Result<(), 
     if let Some(unknown) = config.disabled.iter().find(|n| !known.contains(&n.as_str())) {
         return Err(Error::UnknownController(unknown.clone(), known.join(", ")));
     }
-    let ctx = Context { informers: Informers::new(client.clone()), client };
+    let ctx = Context { informers: Informers::new(client.clone()), client, config: config.clone() };
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
     for d in descriptors.iter().filter(|d| !config.disabled.contains(d.name)) {
         tracing::info!(controller = d.name, "starting controller");

@@ -73,6 +73,7 @@ async fn start_control_loops(
     }
     let controllers = rkube_controllers::ControllersConfig {
         disabled: disabled.iter().filter(|d| **d != "scheduler").map(|d| (*d).to_owned()).collect(),
+        ..Default::default()
     };
     tasks.push(tokio::spawn(async move {
         if let Err(e) = rkube_controllers::run(client, controllers).await {

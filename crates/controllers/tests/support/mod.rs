@@ -80,7 +80,7 @@ impl Cluster {
         for _ in 0..instances {
             // Each instance has its own client, informers, queues and expectations.
             let c = client_for(&server.kubeconfig).await;
-            let cfg = ControllersConfig { disabled: disabled.clone() };
+            let cfg = ControllersConfig { disabled: disabled.clone(), ..Default::default() };
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = rkube_controllers::run(c, cfg).await {
                     panic!("controllers failed: {e}");
