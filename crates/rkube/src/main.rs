@@ -9,6 +9,11 @@ mod server;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // A container shim is this same binary re-launched by the node agent; it must take over
+    // before anything else starts (no runtime, no logging), so it is dispatched first.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(rkube_agent::runtime::SHIM_ARG)) {
+        rkube_agent::runtime::shim_main();
+    }
     let cli = cli::Cli::parse();
     init_tracing();
     // Every TLS user in the process (API server, clients) uses ring; pick it once, first.
