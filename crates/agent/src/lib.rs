@@ -1,1 +1,2 @@
 //! The node agent: pods as runc containers. Not yet built.
+pub mod image;
