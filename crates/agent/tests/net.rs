@@ -25,6 +25,11 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long the benchmark waits before each measured phase. The kernel destroys deleted
+/// namespaces later, on a work queue that takes the RTNL lock every setup also needs; without
+/// the pause, the cleanup of earlier tests' namespaces shows up as setup time.
+const SETTLE: Duration = Duration::from_secs(1);
+
 fn unique_name(n: u32) -> String {
     format!("rkt{}x{n}", std::process::id())
 }
@@ -148,6 +153,17 @@ fn two_node_fabric_routes_pod_traffic_without_nat_and_tears_down_cleanly() {
     let ops = NetlinkOps::new().expect("netlink");
     let layout: FabricLayout = fabric::up(&ops, &FabricConfig::new(&name, 2)).expect("fabric up");
     let state = tempfile::tempdir().expect("tempdir");
+
+    // Forwarding is on in nodes only; br_netfilter's hook, where the module is loaded, is off.
+    let read_sysctl = |ns: &str, path: &str| {
+        let output = Command::new("ip").args(["netns", "exec", ns, "cat", path]).output().expect("ip netns exec");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(read_sysctl(&layout.nodes[0].netns, "/proc/sys/net/ipv4/ip_forward"), "1");
+    assert_eq!(read_sysctl(&layout.fabric_netns, "/proc/sys/net/ipv4/ip_forward"), "0");
+    if std::path::Path::new("/proc/sys/net/bridge").exists() {
+        assert_eq!(read_sysctl(&layout.nodes[0].netns, "/proc/sys/net/bridge/bridge-nf-call-iptables"), "0");
+    }
 
     let mut pods = Vec::new();
     for node in &layout.nodes {
@@ -370,11 +386,9 @@ fn pod_setup_time_netlink_versus_ip_command() {
 
     // A few pods first, so that neither variant pays for first-use costs in the kernel.
     time_pods(&netlink, node, "warm", 3);
-    // The kernel destroys namespaces asynchronously; let it finish with the warm-up ones so
-    // that their cleanup does not compete with the first measured setups.
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(SETTLE);
     let (mut netlink_setup, mut netlink_teardown) = time_pods(&netlink, node, "nl", PODS);
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(SETTLE);
     let (mut ip_setup, mut ip_teardown) = time_pods(&IpCommandOps, node, "ip", PODS);
     println!("per-pod network setup over {PODS} pods:");
     println!("  netlink setup     {}", summary(&mut netlink_setup));

@@ -299,8 +299,13 @@ fn build(ops: &dyn NetOps, layout: &FabricLayout) -> Result<()> {
 }
 
 /// With br_netfilter loaded, bridged frames would also traverse the IPv4 netfilter hooks of
-/// the namespace. Nothing in the fabric relies on that, and the module is not loaded for it;
-/// where it is loaded already, its hook is switched off so bridging stays plain bridging.
+/// the namespace. The module is not loaded for rkube; where it is loaded already, its hook is
+/// switched off so that bridging stays plain bridging and does not depend on a host module.
+///
+/// Consequence for the service proxy: a reply from a backend pod to a client pod on the same
+/// bridge is bridged, not routed, so it does not pass the node's conntrack and its DNAT is
+/// not undone. The proxy must masquerade service traffic whose client and backend share a
+/// node (or this must be revisited), as kube-proxy does without br_netfilter.
 fn disable_bridge_netfilter(ops: &dyn NetOps, ns: &Netns) -> Result<()> {
     match ops.set_sysctl(ns, "net.bridge.bridge-nf-call-iptables", "0") {
         Err(error) if error.is_not_found() => Ok(()),
@@ -313,33 +318,42 @@ fn disable_bridge_netfilter(ops: &dyn NetOps, ns: &Netns) -> Result<()> {
 /// removed.
 pub fn teardown(ops: &dyn NetOps, name: &str) -> Result<Vec<String>> {
     check_cluster_name(name)?;
-    let mut doomed: Vec<String> = ops.list_netns()?.into_iter().filter(|netns| is_cluster_netns(name, netns)).collect();
-    // Pods first, then nodes, then the fabric: each namespace's veths go with it, and this
-    // order removes the far end of each pair before the bridge it hangs on.
-    doomed
-        .sort_by_key(|netns| std::cmp::Reverse(netns.matches('.').count() * 2 + usize::from(netns.contains("-node"))));
-    for netns in &doomed {
+    let mut doomed: Vec<(NetnsKind, String)> =
+        ops.list_netns()?.into_iter().filter_map(|netns| classify(name, &netns).map(|kind| (kind, netns))).collect();
+    // Pods first, then nodes, then the fabric and outside namespaces: each pod's veth is
+    // removed with its node still there, as in a normal pod teardown.
+    doomed.sort_by_key(|(kind, _)| *kind);
+    for (_, netns) in &doomed {
         ops.delete_netns(netns)?;
     }
-    Ok(doomed)
+    Ok(doomed.into_iter().map(|(_, netns)| netns).collect())
 }
 
 /// Whether `netns` is one of the names cluster `cluster` uses.
 pub fn is_cluster_netns(cluster: &str, netns: &str) -> bool {
-    let Some(rest) = netns.strip_prefix(cluster).and_then(|rest| rest.strip_prefix('-')) else {
-        return false;
-    };
+    classify(cluster, netns).is_some()
+}
+
+/// The kinds of namespace a cluster has, in teardown order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum NetnsKind {
+    Pod,
+    Node,
+    Shared,
+}
+
+fn classify(cluster: &str, netns: &str) -> Option<NetnsKind> {
+    let rest = netns.strip_prefix(cluster)?.strip_prefix('-')?;
     if rest == "fabric" || rest == "outside" {
-        return true;
+        return Some(NetnsKind::Shared);
     }
-    let Some(node) = rest.strip_prefix("node") else {
-        return false;
+    let node = rest.strip_prefix("node")?;
+    let (index, kind) = match node.split_once('.') {
+        Some((_, "")) => return None,
+        Some((index, _pod)) => (index, NetnsKind::Pod),
+        None => (node, NetnsKind::Node),
     };
-    let (index, pod) = match node.split_once('.') {
-        Some((index, pod)) => (index, Some(pod)),
-        None => (node, None),
-    };
-    !index.is_empty() && index.bytes().all(|byte| byte.is_ascii_digit()) && pod.is_none_or(|pod| !pod.is_empty())
+    (!index.is_empty() && index.bytes().all(|byte| byte.is_ascii_digit())).then_some(kind)
 }
 
 fn check_cluster_name(name: &str) -> Result<()> {

@@ -196,7 +196,8 @@ impl NetOps for NetlinkOps {
         let message = link_message(name);
         match self.request(ns, "delete link", &format!("link {name}"), RouteNetlinkMessage::DelLink(message), NLM_F_ACK)
         {
-            Err(Error::NotFound { what, .. }) if what.starts_with("link ") => Ok(()),
+            // A missing namespace also means the link is gone: it died with the namespace.
+            Err(Error::NotFound { .. }) => Ok(()),
             other => other.map(drop),
         }
     }

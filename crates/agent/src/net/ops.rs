@@ -78,7 +78,7 @@ pub trait NetOps: Send + Sync {
     /// Creates a veth pair as described by `veth`.
     fn add_veth(&self, ns: &Netns, veth: &VethSpec<'_>) -> Result<()>;
 
-    /// Deletes a link (for a veth, both ends); succeeds if it does not exist.
+    /// Deletes a link (for a veth, both ends); succeeds if it or its namespace does not exist.
     fn delete_link(&self, ns: &Netns, name: &str) -> Result<()>;
 
     /// Brings a link administratively up.
