@@ -61,7 +61,7 @@ async fn node_agent(client: Client) {
         let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
         tokio::spawn(async move {
             if !bound {
-                let node = if n % 2 == 0 { "node-a" } else { "node-b" };
+                let node = if n.is_multiple_of(2) { "node-a" } else { "node-b" };
                 let binding = json!({"apiVersion": "v1", "kind": "Binding",
                     "metadata": {"name": name}, "target": {"kind": "Node", "name": node}});
                 let _ = api
