@@ -13,6 +13,9 @@
 //! controllers by name, for `--disable`.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
@@ -87,6 +90,9 @@ pub fn all() -> Vec<Descriptor> {
         Descriptor { name: "garbagecollector", start: garbagecollector::start },
         Descriptor { name: "namespace", start: namespace::start },
         Descriptor { name: "nodelifecycle", start: nodelifecycle::start },
+        Descriptor { name: "endpointslice", start: endpointslice::start },
+        Descriptor { name: "endpoints", start: endpoints::start },
+        Descriptor { name: "endpointslicemirroring", start: endpointslicemirroring::start },
     ]
 }
 
