@@ -304,7 +304,8 @@ async fn hand_written_endpoints_of_a_selectorless_service_are_mirrored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_expose_lists_the_pod_endpoints() {
     let c = cluster().await;
-    c.ok(KUBECTL, &["apply", "-f", "/work/shared/reference/manifests/run-my-nginx.yaml"]).await;
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/manifests/run-my-nginx.yaml");
+    c.ok(KUBECTL, &["apply", "-f", manifest]).await;
     let out = c.ok(KUBECTL, &["expose", "deployment/my-nginx"]).await;
     assert!(out.contains("service/my-nginx exposed"), "{out}");
     let ips: Vec<String> = eventually(WAIT, "two ready my-nginx pods with IPs", || async {
@@ -335,4 +336,24 @@ async fn kubectl_expose_lists_the_pod_endpoints() {
         endpoints_line.trim_start_matches("Endpoints:").trim().split(',').map(str::to_owned).collect();
     got.sort();
     assert_eq!(got, expected, "{out}");
+
+    // Flipping one pod's readiness takes it out of `kubectl get ep`, and back.
+    let pods = c.pods("default").list(&ListParams::default().labels("run=my-nginx")).await.expect("list pods").items;
+    let first = pods.iter().find(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()) == Some(ips[0].as_str()));
+    let first = first.and_then(|p| p.metadata.name.clone()).expect("the first pod");
+    set_ready(&c, &first, false).await;
+    let only_other = format!("{}:80", ips[1]);
+    eventually(WAIT, "kubectl get ep to drop the not-ready pod", || async {
+        let out = c.ok(KUBECTL, &["get", "ep", "my-nginx", "--no-headers"]).await;
+        (out.split_whitespace().nth(1)? == only_other).then_some(())
+    })
+    .await;
+    set_ready(&c, &first, true).await;
+    eventually(WAIT, "kubectl get ep to list the pod again", || async {
+        let out = c.ok(KUBECTL, &["get", "ep", "my-nginx", "--no-headers"]).await;
+        let mut got: Vec<String> = out.split_whitespace().nth(1)?.split(',').map(str::to_owned).collect();
+        got.sort();
+        (got == expected).then_some(())
+    })
+    .await;
 }

@@ -148,7 +148,7 @@ where
 }
 
 pub fn manifest(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/manifests").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/manifests").join(name)
 }
 
 /// What an HTTPS client presents to the server.
