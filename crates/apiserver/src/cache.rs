@@ -95,6 +95,22 @@ struct State {
     history: VecDeque<Arc<CacheEvent>>,
 }
 
+impl State {
+    /// The objects of one resource under `list_prefix` (all of it, or one namespace), in key order.
+    fn range(&self, resource_prefix: &str, list_prefix: &str) -> Vec<Arc<Value>> {
+        self.objects
+            .get(resource_prefix)
+            .map(|bucket| {
+                bucket
+                    .range(list_prefix.to_owned()..)
+                    .take_while(|(k, _)| k.starts_with(list_prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 pub struct WatchCache {
     state: RwLock<State>,
     /// How many recent events are kept for watches that resume from a resourceVersion.
@@ -299,17 +315,7 @@ impl WatchCache {
     /// and the revision they are current at.
     pub fn list(&self, resource_prefix: &str, list_prefix: &str) -> (Revision, Vec<Arc<Value>>) {
         let st = self.state.read();
-        let items = st
-            .objects
-            .get(resource_prefix)
-            .map(|bucket| {
-                bucket
-                    .range(list_prefix.to_owned()..)
-                    .take_while(|(k, _)| k.starts_with(list_prefix))
-                    .map(|(_, v)| v.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let items = st.range(resource_prefix, list_prefix);
         (st.rev, items)
     }
 
@@ -350,17 +356,7 @@ impl WatchCache {
             return Err(CacheError::NotReady);
         }
         let rx = self.tx.subscribe();
-        let items = st
-            .objects
-            .get(resource_prefix)
-            .map(|bucket| {
-                bucket
-                    .range(list_prefix.to_owned()..)
-                    .take_while(|(k, _)| k.starts_with(list_prefix))
-                    .map(|(_, v)| v.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let items = st.range(resource_prefix, list_prefix);
         Ok((st.rev, items, rx, self.epoch.subscribe()))
     }
 }
