@@ -147,7 +147,8 @@ impl Api {
                         "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
                     )
                 })?;
-                self.list_from_store(&list_prefix, &filter, limit, token).await?
+                let (rev, items, next, remaining) = self.list_from_store(&list_prefix, &filter, limit, token).await?;
+                (rev, items.into_iter().map(Arc::new).collect(), next, remaining)
             }
             None => {
                 let rv = req.query.get("resourceVersion").unwrap_or("");
@@ -171,32 +172,36 @@ impl Api {
                     }
                     if limit > 0 && matched.len() as i64 == limit {
                         // More items follow: hand out a token at this snapshot's revision.
-                        let last = matched.last().map(|o: &Value| resource.key(meta::namespace(o), meta::name(o)));
+                        let last = matched.last().map(|o: &Arc<Value>| resource.key(meta::namespace(o), meta::name(o)));
                         next = last.map(|k| ContinueToken { revision: rev, start: format!("{k}\0") }.encode());
                         if filter.is_empty() {
                             remaining = Some((all.len() - i) as i64);
                         }
                         break;
                     }
-                    matched.push((**obj).clone());
+                    // Shared, not copied: the response is encoded straight from the cache's objects.
+                    matched.push(obj.clone());
                 }
                 (rev, matched, next, remaining)
             }
         };
-        let list = json!({
-            "kind": resource.list_kind,
-            "apiVersion": resource.api_version(),
-            "metadata": list_meta(rev, continue_token.as_deref(), remaining),
-            "items": items,
-        });
         match accept {
-            Accept::Json => Ok(body::json_response(StatusCode::OK, &list)),
+            Accept::Json => {
+                let list = ListOut {
+                    kind: resource.list_kind,
+                    api_version: resource.api_version(),
+                    metadata: list_meta(rev, continue_token.as_deref(), remaining),
+                    items: items.iter().map(|o| &**o).collect(),
+                };
+                let bytes = serde_json::to_vec(&list).map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(body::bytes_response(StatusCode::OK, body::JSON, Bytes::from(bytes)))
+            }
             Accept::Table => {
                 let mut opts = table_options(&req.query)?;
                 opts.list_resource_version = Some(rev.to_string());
                 opts.continue_token = continue_token;
                 opts.remaining = remaining;
-                let items = list["items"].as_array().cloned().unwrap_or_default();
+                let items: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
                 let table = printers::table_for(resource.kind, &items, &opts);
                 Ok(body::bytes_response(StatusCode::OK, body::TABLE_CONTENT_TYPE, Bytes::from(table.to_string())))
             }
@@ -1216,6 +1221,16 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
         "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
     })
+}
+
+/// A list response, encoded straight from borrowed objects.
+#[derive(serde::Serialize)]
+struct ListOut<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    metadata: Value,
+    items: Vec<&'a Value>,
 }
 
 /// `DeleteOptions`, from the body or the query.
