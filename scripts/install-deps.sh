@@ -4,11 +4,12 @@
 # This is the only place where anything is installed; CI runs it on a fresh machine.
 set -euo pipefail
 
-# package:command-that-proves-it-is-installed
+# package:command-that-proves-it-is-installed (or an absolute path to a file it installs)
 packages=(
   "etcd-server:etcd"            # the etcd backend's tests and benchmark
   "etcd-client:etcdctl"         # debugging the etcd tests
   "protobuf-compiler:protoc"    # etcd-client generates its gRPC code at build time
+  "libprotobuf-dev:/usr/include/google/protobuf/descriptor.proto"  # protoc's well-known types
   "openssl:openssl"             # the tutorial's certificate, made as the tutorial makes it
   "runc:runc"                   # the agent runs pods' containers with it
   "busybox-static:busybox"      # the runtime tests' root filesystem
@@ -18,7 +19,10 @@ missing=()
 for entry in "${packages[@]}"; do
   pkg="${entry%%:*}"
   cmd="${entry#*:}"
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  case "$cmd" in
+    /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
+    *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
+  esac
 done
 
 install_python_env() {

@@ -3,7 +3,10 @@
 //! `main` stays thin: parse the command line, set up logging, and hand over to the
 //! subcommand. Each subcommand owns its own start and drain sequence.
 
+mod agent;
 mod cli;
+mod cluster;
+mod image;
 mod server;
 
 use clap::Parser;
@@ -28,6 +31,12 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Server(args) => server::run(args).await,
+            cli::Command::Agent(args) => agent::run(args).await,
+            cli::Command::Up(args) => cluster::up(args).await,
+            cli::Command::Down(args) => cluster::down(args).await,
+            cli::Command::Node(command) => cluster::node(command).await,
+            cli::Command::Outside(args) => cluster::outside(args).await,
+            cli::Command::Image(command) => image::run(command).await,
         }
     });
     match result {
