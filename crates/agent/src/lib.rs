@@ -5,5 +5,7 @@
 //! that ties them together comes next.
 
 pub mod image;
+pub mod kubelet;
 pub mod net;
 pub mod runtime;
+pub mod stream;

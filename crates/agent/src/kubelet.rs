@@ -1,0 +1,5 @@
+//! The kubelet: the loop that makes the pods bound to this node real, and reports on them.
+
+pub mod env;
+pub mod source;
+pub mod volumes;

@@ -1,0 +1,1 @@
+//! The streaming server: logs, exec and attach. Being written.
