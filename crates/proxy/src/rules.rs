@@ -277,14 +277,15 @@ fn static_chains(cfg: &RulesConfig) -> Vec<StaticChain> {
             vec![to("udp"), to("tcp"), from("udp"), from("tcp")],
         ));
     }
+    // nft 1.0 accepts the `dstnat` priority keyword only on prerouting: output spells it -100.
     let checks = || vec!["ct state new jump firewall-check".to_string(), "ct state new jump endpoints-check".into()];
     out.push(chain("filter-prerouting", Some("type filter hook prerouting priority dstnat - 10"), checks()));
-    out.push(chain("filter-output", Some("type filter hook output priority dstnat - 10"), checks()));
+    out.push(chain("filter-output", Some("type filter hook output priority -110"), checks()));
     let post = || vec!["ct state new jump cluster-ips-check".to_string()];
     out.push(chain("filter-prerouting-post-dnat", Some("type filter hook prerouting priority dstnat + 10"), post()));
-    out.push(chain("filter-output-post-dnat", Some("type filter hook output priority dstnat + 10"), post()));
+    out.push(chain("filter-output-post-dnat", Some("type filter hook output priority -90"), post()));
     out.push(chain("nat-prerouting", Some("type nat hook prerouting priority dstnat"), vec!["jump services".into()]));
-    out.push(chain("nat-output", Some("type nat hook output priority dstnat"), vec!["jump services".into()]));
+    out.push(chain("nat-output", Some("type nat hook output priority -100"), vec!["jump services".into()]));
     out.push(chain(
         "nat-postrouting",
         Some("type nat hook postrouting priority srcnat"),
