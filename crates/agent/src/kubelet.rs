@@ -95,6 +95,8 @@ pub enum KubeletError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error("the node has no podCIDR: pass one with --pod-cidr or have the server allocate one")]
     NoPodCidr,
+    #[error("{0}")]
+    Io(String),
     #[error("invalid podCIDR {0:?}")]
     BadPodCidr(String),
 }
@@ -201,7 +203,10 @@ impl Kubelet {
         };
         *self.pod_cidr.lock() = Some(cidr);
         self.ensure_bridge(cidr).await?;
-        *self.ipam.lock() = Some(Ipam::open(&self.cfg.data_dir.join("ipam"), cidr)?);
+        let ipam_dir = self.cfg.data_dir.join("ipam");
+        std::fs::create_dir_all(&ipam_dir)
+            .map_err(|e| KubeletError::Io(format!("creating {}: {e}", ipam_dir.display())))?;
+        *self.ipam.lock() = Some(Ipam::open(&ipam_dir, cidr)?);
         tracing::info!(node = %self.cfg.node_name, %cidr, "node registered");
 
         let heartbeat = tokio::spawn(node::heartbeat(
@@ -556,5 +561,61 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// The streaming server finds containers through the kubelet's pod table, with kubelet's
+/// messages for the cases a user runs into (`kubectl logs` on a pod still starting, a
+/// container name that does not exist, `--previous` without a previous instance).
+#[async_trait::async_trait]
+impl crate::stream::PodContainers for Kubelet {
+    async fn find(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<crate::stream::ContainerTarget, crate::stream::StreamError> {
+        use crate::stream::StreamError;
+        let shared = self
+            .find_pod(namespace, pod)
+            .ok_or_else(|| StreamError::NotFound(format!("pod {namespace}/{pod} not found on this node")))?;
+        let name = match container {
+            Some(c) => c.to_owned(),
+            None => shared
+                .default_container
+                .clone()
+                .ok_or_else(|| StreamError::BadRequest(format!("pod {pod} has no containers")))?,
+        };
+        let c = shared
+            .containers
+            .get(&name)
+            .ok_or_else(|| StreamError::BadRequest(format!("container {name} is not valid for pod {pod}")))?;
+        if previous {
+            let (Some(id), Some(log)) = (c.previous_id.clone(), c.previous_log_path.clone()) else {
+                return Err(StreamError::BadRequest(format!(
+                    "previous terminated container \"{name}\" in pod \"{pod}\" not found"
+                )));
+            };
+            return Ok(crate::stream::ContainerTarget {
+                container_id: id,
+                log_path: log,
+                running: false,
+                tty: c.tty,
+                stdin: c.stdin,
+            });
+        }
+        let id = c.current_id.clone().ok_or_else(|| {
+            StreamError::BadRequest(format!(
+                "container \"{name}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+            ))
+        })?;
+        Ok(crate::stream::ContainerTarget {
+            container_id: id,
+            log_path: c.log_path.clone(),
+            running: c.running,
+            tty: c.tty,
+            stdin: c.stdin,
+        })
     }
 }

@@ -69,6 +69,24 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let k = kubelet.clone();
     tasks.push(("kubelet", tokio::spawn(async move { k.run().await.map_err(anyhow::Error::from) })));
 
+    if !args.disable.iter().any(|d| d == "stream") {
+        let ca = ca_pem.clone().context("the kubeconfig has no cluster CA, which the streaming server needs")?;
+        let tls = rkube_agent::stream::tls_config(&ca, &node_name, &[std::net::IpAddr::V4(node_ip)])
+            .context("setting up the streaming server's TLS")?;
+        let addr = std::net::SocketAddr::from((node_ip, args.port));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} for logs and exec"))?;
+        let containers: Arc<dyn rkube_agent::stream::PodContainers> = kubelet.clone();
+        let runtime = runtime.clone();
+        tasks.push((
+            "streaming server",
+            tokio::spawn(async move {
+                rkube_agent::stream::serve(listener, tls, containers, runtime).await.map_err(anyhow::Error::from)
+            }),
+        ));
+    }
+
     println!("rkube agent {node_name} is running ({node_ip})");
     let failed = tokio::select! {
         _ = crate::server::wait_for_shutdown() => None,
