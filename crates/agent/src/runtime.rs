@@ -53,6 +53,7 @@
 //! with a pseudo-terminal whose slave side is `runc`'s stdio (runc copies between it and the
 //! container's own terminal, and resizes the latter on SIGWINCH).
 
+mod attach;
 pub mod fake;
 mod log;
 pub mod ns;
@@ -70,6 +71,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use attach::AttachRequest;
 pub use log::{CriStream, format_cri_line};
 pub use runc::{Runc, ShimCommand};
 pub use shim::{SHIM_ARG, SHIM_DIR_ENV, shim_main};
@@ -236,6 +238,34 @@ impl std::fmt::Debug for ExecProcess {
     }
 }
 
+/// The OCI annotation that asks the runtime to keep a container's stdin open for attach
+/// (`"true"`); [`spec::build`] sets it from the container's `stdin`.
+pub const STDIN_ANNOTATION: &str = "io.rkube.stdin";
+/// The annotation for `stdinOnce`: stdin closes when the first attach session ends.
+pub const STDIN_ONCE_ANNOTATION: &str = "io.rkube.stdin-once";
+
+/// A session attached to a container's main process by [`ContainerRuntime::attach`].
+/// `stdin` is present when asked for and the container keeps stdin open; with a terminal,
+/// `stdout` carries the terminal's output, `stderr` is `None` and `terminal` resizes it.
+/// The output streams end when the container exits; dropping the session detaches.
+pub struct AttachStreams {
+    pub stdin: Option<BoxWrite>,
+    pub stdout: Option<BoxRead>,
+    pub stderr: Option<BoxRead>,
+    pub terminal: Option<Arc<dyn TerminalResize>>,
+}
+
+impl std::fmt::Debug for AttachStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachStreams")
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .field("terminal", &self.terminal.is_some())
+            .finish()
+    }
+}
+
 /// The container runtime as the agent sees it.
 #[async_trait::async_trait]
 pub trait ContainerRuntime: Send + Sync {
@@ -253,6 +283,13 @@ pub trait ContainerRuntime: Send + Sync {
     async fn exec(&self, id: &str, request: ExecRequest) -> Result<ExecProcess>;
     /// Every container this runtime knows, including ones that exited.
     async fn list(&self) -> Result<Vec<ContainerState>>;
+    /// Attaches to the container's main process: its output from now on, and its stdin
+    /// when the container was created with [`STDIN_ANNOTATION`]. The default says the
+    /// runtime cannot attach, so that other implementations need not.
+    async fn attach(&self, id: &str, request: AttachRequest) -> Result<AttachStreams> {
+        let _ = request;
+        Err(RuntimeError::Runc { op: "attach", id: id.to_string(), message: "attach is not supported".into() })
+    }
 }
 
 /// How often [`stop`] looks at the container while waiting.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fieldmanager;
 pub mod handlers;
 pub mod meta;
+pub mod nodeproxy;
 pub mod openapi;
 pub mod pki;
 pub mod printers;

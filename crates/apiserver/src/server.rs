@@ -25,8 +25,9 @@ use crate::body::{self, Body};
 use crate::cache::WatchCache;
 use crate::error::ApiError;
 use crate::handlers::{self, Api};
+use crate::nodeproxy::NodeProxy;
 use crate::pki::Pki;
-use crate::registry;
+use crate::registry::{self, Subresource};
 use crate::route::{self, Query, Route};
 use crate::services::{Allocators, ServiceConfig};
 use crate::{discovery, openapi};
@@ -40,7 +41,7 @@ pub const KUBE_GIT_VERSION: &str = "v1.33.1";
 /// The namespaces every cluster has.
 pub const SEED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Certificates, keys, tokens and the admin kubeconfig live here.
     pub data_dir: PathBuf,
@@ -61,6 +62,23 @@ pub struct Config {
     /// How many recent events the watch cache keeps for watches that resume from a
     /// resourceVersion; older ones get 410 Gone, as from upstream's cacher.
     pub watch_history: usize,
+    /// How `pods/log`, `pods/exec` and `pods/attach` reach a node's streaming port; None
+    /// connects directly. `rkube up` dials inside the fabric namespace, where the nodes are.
+    pub node_dialer: Option<Arc<dyn Fn(SocketAddr) -> std::io::Result<std::net::TcpStream> + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("sans", &self.sans)
+            .field("services", &self.services)
+            .field("advertise_address", &self.advertise_address)
+            .field("dns", &self.dns)
+            .field("node_dialer", &self.node_dialer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -75,6 +93,7 @@ impl Config {
             advertise_address: None,
             dns: true,
             watch_history: crate::cache::DEFAULT_HISTORY,
+            node_dialer: None,
         }
     }
 }
@@ -139,7 +158,8 @@ impl ApiServer {
         let kubeconfig = config.data_dir.join("kubeconfig");
         pki.write_kubeconfig(&kubeconfig, &url, "rkube")?;
 
-        let state = Arc::new(State { api: api.clone(), auth, server_address: local_addr.to_string() });
+        let nodes = Arc::new(NodeProxy::new(&pki, config.node_dialer.clone())?);
+        let state = Arc::new(State { api: api.clone(), auth, server_address: local_addr.to_string(), nodes });
         tasks.push(tokio::spawn(accept_loop(listener, pki.server_config(), state)));
         Ok(ApiServer { api, local_addr, kubeconfig, pki, tasks })
     }
@@ -257,6 +277,7 @@ struct State {
     api: Arc<Api>,
     auth: Arc<Authenticator>,
     server_address: String,
+    nodes: Arc<NodeProxy>,
 }
 
 async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<State>) {
@@ -383,6 +404,15 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Response<Body
             Some((content_type, doc)) => Ok(body::bytes_response(StatusCode::OK, content_type, doc)),
             None => Err(ApiError::NoSuchPath),
         },
+        // Logs, exec and attach are proxied to the pod's node, upgrades and all.
+        Route::Resource(route)
+            if route.resource.group.is_empty()
+                && route.resource.resource == "pods"
+                && route.name.is_some()
+                && matches!(route.subresource, Some(Subresource::Log | Subresource::Exec | Subresource::Attach)) =>
+        {
+            state.nodes.serve(&state.api, route, query, req).await
+        }
         Route::Resource(route) => {
             let (parts, incoming) = req.into_parts();
             let body = match parts.method {

@@ -22,6 +22,7 @@ pub enum Call {
     Kill(String, i32),
     Delete(String),
     Exec(String, Vec<String>),
+    Attach(String),
     List,
 }
 
@@ -87,7 +88,7 @@ impl FakeRuntime {
         self.lock().exec_scripts.push_back(script);
     }
 
-    /// The next call of `op` ("create", "start", "kill", "delete", "exec") fails with `message`.
+    /// The next call of `op` ("create", "start", "kill", "delete", "exec", "attach") fails with `message`.
     pub fn fail_next(&self, op: &'static str, message: &str) {
         self.lock().failures.insert(op, message.to_string());
     }
@@ -184,6 +185,23 @@ impl ContainerRuntime for FakeRuntime {
             stderr: (!request.tty).then(|| Box::pin(std::io::Cursor::new(script.stderr)) as super::BoxRead),
             terminal: None,
             exit: Box::pin(async move { Ok(code) }),
+        })
+    }
+
+    async fn attach(&self, id: &str, request: super::AttachRequest) -> Result<super::AttachStreams> {
+        let mut inner = self.lock();
+        inner.calls.push(Call::Attach(id.to_string()));
+        Self::take_failure(&mut inner, "attach", id)?;
+        let c = inner.containers.get(id).ok_or_else(|| RuntimeError::NotFound(id.into()))?;
+        if c.state.status != Status::Running {
+            return Err(RuntimeError::Runc { op: "attach", id: id.into(), message: "container is not running".into() });
+        }
+        let empty = || Box::pin(std::io::Cursor::new(Vec::new())) as super::BoxRead;
+        Ok(super::AttachStreams {
+            stdin: request.stdin.then(|| Box::pin(tokio::io::sink()) as super::BoxWrite),
+            stdout: request.stdout.then(empty),
+            stderr: request.stderr.then(empty),
+            terminal: None,
         })
     }
 

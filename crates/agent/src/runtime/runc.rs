@@ -176,6 +176,11 @@ impl Runc {
     }
 }
 
+/// Whether the spec carries `key: "true"` among its annotations.
+fn annotation(spec: &oci_spec::runtime::Spec, key: &str) -> bool {
+    spec.annotations().as_ref().and_then(|a| a.get(key)).is_some_and(|v| v == "true")
+}
+
 fn last_line(text: &str) -> String {
     text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string()
 }
@@ -221,6 +226,8 @@ impl ContainerRuntime for Runc {
                 root: self.root.clone(),
                 log_path: request.log_path.clone(),
                 tty: request.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false),
+                stdin: annotation(&request.spec, super::STDIN_ANNOTATION),
+                stdin_once: annotation(&request.spec, super::STDIN_ONCE_ANNOTATION),
                 cgroups_path: request
                     .spec
                     .linux()
@@ -356,6 +363,23 @@ impl ContainerRuntime for Runc {
         }
         cmd.arg(id).args(&request.command);
         if request.tty { exec_tty(cmd, &request) } else { exec_pipes(cmd, &request) }
+    }
+
+    async fn attach(&self, id: &str, request: super::AttachRequest) -> Result<super::AttachStreams> {
+        validate_id(id)?;
+        let dir = self.container_dir(id);
+        let config: ShimConfig = match std::fs::read(dir.join(SHIM_CONFIG)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                RuntimeError::io(format!("reading {}/{SHIM_CONFIG}", dir.display()))(io::Error::other(e))
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RuntimeError::NotFound(id.into())),
+            Err(e) => return Err(RuntimeError::io(format!("reading {}/{SHIM_CONFIG}", dir.display()))(e)),
+        };
+        if !self.shim_alive(&dir) {
+            return Err(RuntimeError::Runc { op: "attach", id: id.into(), message: "container is not running".into() });
+        }
+        let request = super::AttachRequest { stdin: request.stdin && config.stdin, ..request };
+        super::attach::connect(&dir, config.tty, request).await.map_err(RuntimeError::io(format!("attaching to {id}")))
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>> {

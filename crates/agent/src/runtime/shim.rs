@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::attach;
 use super::log::{CriStream, SharedLog, copy_to_log};
 use super::ns;
 
@@ -25,6 +26,8 @@ pub(crate) const INIT_PID: &str = "init.pid";
 pub(crate) const EXIT_FILE: &str = "exit.json";
 pub(crate) const RUNC_LOG: &str = "runc.log";
 const CONSOLE_SOCKET: &str = "console.sock";
+/// The unix socket attach sessions connect to; see [`super::attach`].
+pub(crate) const ATTACH_SOCKET: &str = "attach.sock";
 
 /// How long the shim waits for the output copiers once the init process is gone (a
 /// process that escaped the container's PID namespace could hold the pipes forever).
@@ -39,6 +42,12 @@ pub(crate) struct ShimConfig {
     pub log_path: PathBuf,
     pub tty: bool,
     pub cgroups_path: String,
+    /// Keep the container's stdin open (a pipe, or the terminal) for attach.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close stdin once the first attach session that used it ends (`stdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// The shim's one report line: the init pid, or why `runc create` failed.
@@ -123,6 +132,11 @@ struct Created {
     pid: u32,
     log: SharedLog,
     outputs: Vec<(OwnedFd, CriStream, bool)>,
+    /// Where attach input goes: the write end of the stdin pipe, or a copy of the terminal.
+    stdin: Option<File>,
+    /// The terminal's master side, for resizes.
+    terminal: Option<OwnedFd>,
+    attach: std::os::unix::net::UnixListener,
 }
 
 /// Runs `runc create`; on success the container's init process is our child (subreaper)
@@ -142,6 +156,12 @@ fn create(dir: &Path, config: &ShimConfig) -> Result<Created, String> {
     };
     let (out_r, out_w) = io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // A pipe for the container's stdin only when asked for: otherwise it reads /dev/null, as
+    // a Kubernetes container without `stdin: true` does.
+    let stdin_pipe =
+        if config.stdin && !config.tty { Some(io::pipe().map_err(|e| format!("pipe: {e}"))?) } else { None };
+    let _ = std::fs::remove_file(ATTACH_SOCKET);
+    let attach = std::os::unix::net::UnixListener::bind(ATTACH_SOCKET).map_err(|e| format!("attach socket: {e}"))?;
 
     let mut cmd = Command::new(&config.runc);
     cmd.arg("--root")
@@ -162,7 +182,17 @@ fn create(dir: &Path, config: &ShimConfig) -> Result<Created, String> {
     } else {
         cmd.stdout(out_w);
     }
-    cmd.arg(&config.id).stdin(Stdio::null()).stderr(err_w);
+    cmd.arg(&config.id).stderr(err_w);
+    let stdin_writer = match stdin_pipe {
+        Some((r, w)) => {
+            cmd.stdin(r);
+            Some(File::from(OwnedFd::from(w)))
+        }
+        None => {
+            cmd.stdin(Stdio::null());
+            None
+        }
+    };
     let child = cmd.spawn();
     // Our copies of the write ends must go, or the copiers never see EOF.
     drop(cmd);
@@ -179,17 +209,24 @@ fn create(dir: &Path, config: &ShimConfig) -> Result<Created, String> {
         .and_then(|s| s.trim().parse::<u32>().ok())
         .ok_or_else(|| "runc create wrote no init pid".to_string())?;
 
-    let outputs = match console {
+    let (outputs, stdin, terminal) = match console {
         Some(listener) => {
             let master = receive_console(&listener).map_err(|e| format!("receiving the console: {e}"))?;
             let _ = std::fs::remove_file(CONSOLE_SOCKET);
-            vec![(master, CriStream::Stdout, true)]
+            let dup = || master.try_clone().map_err(|e| format!("duplicating the console: {e}"));
+            let stdin = if config.stdin { Some(File::from(dup()?)) } else { None };
+            let terminal = Some(dup()?);
+            (vec![(master, CriStream::Stdout, true)], stdin, terminal)
         }
         None => {
-            vec![(OwnedFd::from(out_r), CriStream::Stdout, false), (OwnedFd::from(err_r), CriStream::Stderr, false)]
+            let outputs = vec![
+                (OwnedFd::from(out_r), CriStream::Stdout, false),
+                (OwnedFd::from(err_r), CriStream::Stderr, false),
+            ];
+            (outputs, stdin_writer, None)
         }
     };
-    Ok(Created { pid, log, outputs })
+    Ok(Created { pid, log, outputs, stdin, terminal, attach })
 }
 
 /// runc's message for a failed command: its last error in `runc.log`, else its stderr.
@@ -233,11 +270,14 @@ fn receive_console(listener: &std::os::unix::net::UnixListener) -> io::Result<Ow
 fn supervise(config: &ShimConfig, created: Created) -> i32 {
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let n_copiers = created.outputs.len();
+    let hub = Arc::new(attach::Hub::new(created.stdin, created.terminal, config.stdin_once));
+    attach::serve(created.attach, hub.clone());
     for (fd, stream, strip_cr) in created.outputs {
         let log = created.log.clone();
         let done = done_tx.clone();
+        let reader = attach::Tee { inner: File::from(fd), stream, hub: hub.clone() };
         std::thread::spawn(move || {
-            if let Err(e) = copy_to_log(File::from(fd), stream, &log, strip_cr) {
+            if let Err(e) = copy_to_log(reader, stream, &log, strip_cr) {
                 eprintln!("rkube shim: copying {}: {e}", stream.as_str());
             }
             let _ = done.send(());
@@ -265,7 +305,10 @@ fn supervise(config: &ShimConfig, created: Created) -> i32 {
     let oom_killed = ns::oom_kill_count(&config.cgroups_path).unwrap_or(0) > 0;
     let finished_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let record = ExitRecord { code, signal, oom_killed, finished_at };
-    if let Err(e) = write_atomic(Path::new(EXIT_FILE), &serde_json::to_vec(&record).unwrap_or_default()) {
+    let written = write_atomic(Path::new(EXIT_FILE), &serde_json::to_vec(&record).unwrap_or_default());
+    // Attached clients see the end of the output only now, when the exit is on record.
+    hub.finish(DRAIN_TIMEOUT);
+    if let Err(e) = written {
         eprintln!("rkube shim: writing {EXIT_FILE}: {e}");
         return 1;
     }

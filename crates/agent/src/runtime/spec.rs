@@ -729,7 +729,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         .build()
         .map_err(oci)?;
     let mut spec = spec;
-    spec.set_annotations(None);
+    // What the runtime needs beyond OCI: keep stdin open for attach (stdin, stdinOnce).
+    let mut annotations = std::collections::HashMap::new();
+    if container.stdin == Some(true) {
+        annotations.insert(super::STDIN_ANNOTATION.to_string(), "true".to_string());
+        if container.stdin_once == Some(true) {
+            annotations.insert(super::STDIN_ONCE_ANNOTATION.to_string(), "true".to_string());
+        }
+    }
+    spec.set_annotations((!annotations.is_empty()).then_some(annotations));
     Ok(spec)
 }
 
