@@ -65,6 +65,10 @@ pub struct Config {
     /// How `pods/log`, `pods/exec` and `pods/attach` reach a node's streaming port; None
     /// connects directly. `rkube up` dials inside the fabric namespace, where the nodes are.
     pub node_dialer: Option<Arc<dyn Fn(SocketAddr) -> std::io::Result<std::net::TcpStream> + Send + Sync>>,
+    /// More sockets to serve the same API on, already bound and listening, such as one that
+    /// `rkube up` opened inside the cluster's fabric network namespace. Their addresses are
+    /// not added to the certificate: list them in `sans`.
+    pub extra_listeners: Vec<Arc<std::net::TcpListener>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -94,6 +98,7 @@ impl Config {
             dns: true,
             watch_history: crate::cache::DEFAULT_HISTORY,
             node_dialer: None,
+            extra_listeners: Vec::new(),
         }
     }
 }
@@ -160,6 +165,10 @@ impl ApiServer {
 
         let nodes = Arc::new(NodeProxy::new(&pki, config.node_dialer.clone())?);
         let state = Arc::new(State { api: api.clone(), auth, server_address: local_addr.to_string(), nodes });
+        for extra in &config.extra_listeners {
+            let extra = adopt_listener(extra)?;
+            tasks.push(tokio::spawn(accept_loop(extra, pki.server_config(), state.clone())));
+        }
         tasks.push(tokio::spawn(accept_loop(listener, pki.server_config(), state)));
         Ok(ApiServer { api, local_addr, kubeconfig, pki, tasks })
     }
@@ -271,6 +280,16 @@ async fn compactor(store: Arc<dyn Store>, interval: Duration) {
         }
         previous = Some(rev);
     }
+}
+
+/// Turns a listening socket the caller opened (possibly in another network namespace) into
+/// a tokio listener. The descriptor is duplicated, so the caller's copy stays valid.
+fn adopt_listener(listener: &std::net::TcpListener) -> Result<TcpListener, StartError> {
+    let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let listen_error = |source| StartError::Listen { addr, source };
+    let own = listener.try_clone().map_err(listen_error)?;
+    own.set_nonblocking(true).map_err(listen_error)?;
+    TcpListener::from_std(own).map_err(listen_error)
 }
 
 struct State {

@@ -84,9 +84,13 @@ pub struct AgentArgs {
     /// Parts of the agent not to run: `proxy`, `dns`.
     #[arg(long = "disable", value_delimiter = ',')]
     pub disable: Vec<String>,
-    /// Seconds without a lease renewal before the server marks the node NotReady.
-    #[arg(long, default_value_t = 10.0)]
+    /// How often the node's Lease is renewed, in seconds. The server's node lifecycle
+    /// controller marks a node NotReady after 5 s without a renewal.
+    #[arg(long, default_value_t = 1.0)]
     pub status_interval: f64,
+    /// The first crash-loop back-off in seconds; it doubles at each crash up to 300 s.
+    #[arg(long, default_value_t = 10.0)]
+    pub crashloop_backoff: f64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -223,4 +227,13 @@ pub struct ServerArgs {
     /// Client key for etcd over TLS.
     #[arg(long)]
     pub etcd_keyfile: Option<PathBuf>,
+
+    /// A named network namespace (`/run/netns/NS`) to serve the API in as well, with
+    /// `--fabric-listen`; nodes and pods inside it reach the API there, and the server dials
+    /// nodes from it. `rkube up` sets this to its fabric namespace.
+    #[arg(long, requires = "fabric_listen")]
+    pub fabric_netns: Option<String>,
+    /// The address to listen on inside `--fabric-netns`; it is added to the certificate.
+    #[arg(long, requires = "fabric_netns")]
+    pub fabric_listen: Option<std::net::SocketAddr>,
 }

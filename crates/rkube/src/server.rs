@@ -26,6 +26,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         anyhow::bail!("--service-repair-interval must be a positive number of seconds");
     }
     config.repair_interval = std::time::Duration::from_secs_f64(args.service_repair_interval);
+    if let (Some(netns), Some(addr)) = (&args.fabric_netns, args.fabric_listen) {
+        add_fabric_listener(&mut config, netns, addr)?;
+    }
     let api =
         rkube_apiserver::server::ApiServer::start(config, store.clone()).await.context("starting the API server")?;
     tracing::info!(address = %api.local_addr, kubeconfig = %api.kubeconfig.display(), "API server ready");
@@ -83,6 +86,30 @@ async fn start_control_loops(
     Ok(tasks)
 }
 
+/// Serves the API inside the network namespace `netns` too, on a socket opened there: the
+/// nodes of `rkube up` live in namespaces that have no route to the host, and reach the API
+/// on the fabric bridge's address instead. Pods reach it through the `kubernetes` Service,
+/// whose endpoint is therefore the fabric address.
+fn add_fabric_listener(
+    config: &mut rkube_apiserver::server::Config,
+    netns: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let ns = rkube_agent::net::Netns::named(netns);
+    let listener = rkube_agent::net::netns::tcp_listen_in(&ns, addr)
+        .with_context(|| format!("--fabric-listen {addr} in network namespace {netns}"))?;
+    config.extra_listeners.push(Arc::new(listener));
+    config.sans.push(addr.ip().to_string());
+    config.advertise_address = Some(addr.ip());
+    // Logs and exec go to the agents' streaming ports, which are on node addresses that
+    // exist only inside the fabric: connect from there.
+    config.node_dialer = Some(Arc::new(move |node: std::net::SocketAddr| {
+        rkube_agent::net::netns::tcp_connect_in(&ns, node, std::time::Duration::from_secs(10))
+            .map_err(std::io::Error::other)
+    }));
+    Ok(())
+}
+
 fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     let (lo, hi) = s.split_once('-')?;
     let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
@@ -119,7 +146,7 @@ pub async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-async fn wait_for_shutdown() {
+pub(crate) async fn wait_for_shutdown() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         // Without signal handlers we cannot drain cleanly; wait on Ctrl-C alone.
