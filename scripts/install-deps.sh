@@ -13,6 +13,9 @@ packages=(
   "openssl:openssl"             # the tutorial's certificate, made as the tutorial makes it
   "runc:runc"                   # the agent runs pods' containers with it
   "busybox-static:busybox"      # the runtime tests' root filesystem
+  "dnsutils:dig"                # the DNS conformance test queries with the real dig
+  "dnsperf:dnsperf"             # ./bench dns load generator
+  "nsd:/usr/sbin/nsd"           # ./bench dns reference authoritative server
   "nftables:nft"                # the service proxy programs its rules with nft -f
   "conntrack:conntrack"         # the service proxy flushes stale UDP conntrack entries
   "iptables:iptables-nft"       # the proxy benchmark's kube-proxy iptables-mode baseline
