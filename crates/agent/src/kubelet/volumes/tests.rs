@@ -21,9 +21,10 @@ use super::*;
 use crate::kubelet::source::MapSource;
 
 fn secret(data: &[(&str, &[u8])]) -> Secret {
-    let mut s = Secret::default();
-    s.data = Some(data.iter().map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec()))).collect());
-    s
+    Secret {
+        data: Some(data.iter().map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec()))).collect()),
+        ..Secret::default()
+    }
 }
 
 fn items(list: serde_json::Value) -> Vec<KeyToPath> {
@@ -63,9 +64,11 @@ fn a_listed_missing_key_fails_unless_optional() {
     let files = payload::secret_payload(&s, Some(&list), DEFAULT_MODE, None, true).expect("optional");
     assert_eq!(files.keys().collect::<Vec<_>>(), ["a"]);
 
-    let mut cm = ConfigMap::default();
-    cm.data = Some(BTreeMap::from([("x".to_owned(), "1".to_owned())]));
-    cm.binary_data = Some(BTreeMap::from([("bin".to_owned(), ByteString(vec![0, 1, 2]))]));
+    let cm = ConfigMap {
+        data: Some(BTreeMap::from([("x".to_owned(), "1".to_owned())])),
+        binary_data: Some(BTreeMap::from([("bin".to_owned(), ByteString(vec![0, 1, 2]))])),
+        ..ConfigMap::default()
+    };
     let err = payload::config_map_payload(&cm, Some(&list), DEFAULT_MODE, None, false).expect_err("missing");
     assert_eq!(err.to_string(), "configmap references non-existent config key: a");
     let files = payload::config_map_payload(&cm, None, DEFAULT_MODE, None, false).expect("payload");
