@@ -95,9 +95,9 @@ impl Proxier {
             let computed: Vec<(ServiceKey, Option<Fragment>)> = keys
                 .into_iter()
                 .map(|k| {
-                    let frag = m.service(&k).map(|svc| {
-                        rules::service_fragment(&cfg, svc, &|p| m.endpoints(&k, p, &cfg.node_name))
-                    });
+                    let frag = m
+                        .service(&k)
+                        .map(|svc| rules::service_fragment(&cfg, svc, &|p| m.endpoints(&k, p, &cfg.node_name)));
                     (k, frag)
                 })
                 .collect();
@@ -107,7 +107,8 @@ impl Proxier {
         let mut outcome = SyncOutcome { full, services: computed.len(), programmed, ..Default::default() };
         // A failure from here on leaves the kernel in an unknown state: repair it all next time.
         self.needs_full = true;
-        let result = if full { self.sync_full(&cfg, computed, &mut outcome) } else { self.sync_delta(computed, &mut outcome) };
+        let result =
+            if full { self.sync_full(&cfg, computed, &mut outcome) } else { self.sync_delta(computed, &mut outcome) };
         outcome.compute = started.elapsed().saturating_sub(outcome.apply);
         result?;
         self.needs_full = false;

@@ -68,9 +68,7 @@ impl MapName {
     fn declaration(self) -> &'static str {
         match self {
             MapName::ClusterIps => "set cluster-ips { type ipv4_addr; }",
-            MapName::ServiceNodeports | MapName::NoEndpointNodeports => {
-                "{ type inet_proto . inet_service : verdict; }"
-            }
+            MapName::ServiceNodeports | MapName::NoEndpointNodeports => "{ type inet_proto . inet_service : verdict; }",
             _ => "{ type ipv4_addr . inet_proto . inet_service : verdict; }",
         }
     }
@@ -130,9 +128,7 @@ pub fn service_fragment(
         local_ips.extend(local.iter().filter(|e| e.ready).map(|e| e.ip));
         let proto = port.protocol.nft();
         let base = format!("{}/{}/{}/{}", svc.key.namespace, svc.key.name, proto, port.port);
-        let is_dns = |ip: Ipv4Addr| {
-            cfg.local_dns == Some(ip) && port.port == 53 && port.protocol != Protocol::Sctp
-        };
+        let is_dns = |ip: Ipv4Addr| cfg.local_dns == Some(ip) && port.port == 53 && port.protocol != Protocol::Sctp;
         let ip_key = |ip: Ipv4Addr| format!("{ip} . {proto} . {}", port.port);
         let service_ips = svc.cluster_ip.into_iter().chain(external_ips.iter().copied());
         if port.protocol == Protocol::Udp {
@@ -312,11 +308,7 @@ fn static_chains(cfg: &RulesConfig) -> Vec<StaticChain> {
     services.push("ip daddr . meta l4proto . th dport vmap @service-ips".into());
     services.push("ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports".into());
     out.push(chain("services", None, services));
-    out.push(chain(
-        "mark-for-masquerade",
-        None,
-        vec![format!("meta mark set meta mark | {MASQUERADE_MARK:#x}")],
-    ));
+    out.push(chain("mark-for-masquerade", None, vec![format!("meta mark set meta mark | {MASQUERADE_MARK:#x}")]));
     let mut masq = Vec::new();
     if let (Some(bridge), Some(cidr)) = (&cfg.pod_bridge, cfg.pod_cidr) {
         // br_netfilter is off, so a local pod answering a local pod would reply across the

@@ -9,8 +9,8 @@ use futures::{StreamExt, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -80,7 +80,12 @@ pub async fn run(client: kube::Client, config: ProxyConfig, metrics: Arc<Metrics
                     metrics.observe_programming(now.duration_since(t).unwrap_or_default());
                 }
                 health.update(&proxier.health()).await;
-                tracing::debug!(full = outcome.full, services = outcome.services, bytes = outcome.script_bytes, "synced");
+                tracing::debug!(
+                    full = outcome.full,
+                    services = outcome.services,
+                    bytes = outcome.script_bytes,
+                    "synced"
+                );
             }
             Err(e) => {
                 metrics.observe_failure();
@@ -143,12 +148,7 @@ async fn watch_services(api: Api<Service>, model: Arc<Mutex<Model>>, changed: Ar
     }
 }
 
-async fn watch_slices(
-    api: Api<EndpointSlice>,
-    model: Arc<Mutex<Model>>,
-    changed: Arc<Notify>,
-    ready: Arc<AtomicBool>,
-) {
+async fn watch_slices(api: Api<EndpointSlice>, model: Arc<Mutex<Model>>, changed: Arc<Notify>, ready: Arc<AtomicBool>) {
     let mut buffer = Vec::new();
     let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
     loop {

@@ -211,8 +211,16 @@ fn services_without_valid_data_never_block_others() {
     m.upsert_service(Service::cluster_ip(key.clone(), ip("10.96.1.1"), vec![port("p", Tcp, 80, None)]));
     m.upsert_slice(slice("default", "a-1", "a", &[("other", Tcp, 81)], vec![Endpoint::ready(ip("10.42.0.2"), "n1")]));
     // Two Services claiming one IP and port: the first keeps it.
-    m.upsert_service(Service::cluster_ip(ServiceKey::new("default", "b"), ip("10.96.1.2"), vec![port("", Tcp, 80, None)]));
-    m.upsert_service(Service::cluster_ip(ServiceKey::new("default", "c"), ip("10.96.1.2"), vec![port("", Tcp, 80, None)]));
+    m.upsert_service(Service::cluster_ip(
+        ServiceKey::new("default", "b"),
+        ip("10.96.1.2"),
+        vec![port("", Tcp, 80, None)],
+    ));
+    m.upsert_service(Service::cluster_ip(
+        ServiceKey::new("default", "c"),
+        ip("10.96.1.2"),
+        vec![port("", Tcp, 80, None)],
+    ));
     let model = Mutex::new(m);
     let rec = Recording::default();
     let mut proxier = Proxier::new(config(), Box::new(rec.clone()));
