@@ -57,6 +57,9 @@ pub struct Config {
     /// The address other components reach the API on, published in the `kubernetes` Service's
     /// endpoints. Defaults to the listen address (127.0.0.1 when listening on all addresses).
     pub advertise_address: Option<std::net::IpAddr>,
+    /// The port published with `advertise_address`; defaults to the listen port. `rkube up`
+    /// sets the fabric listener's, since pods cannot reach the host's port.
+    pub advertise_port: Option<u16>,
     /// Whether cluster DNS is on: then the server creates `kube-system/kube-dns`.
     pub dns: bool,
     /// How many recent events the watch cache keeps for watches that resume from a
@@ -95,6 +98,7 @@ impl Config {
             services: ServiceConfig::default(),
             repair_interval: Duration::from_secs(60),
             advertise_address: None,
+            advertise_port: None,
             dns: true,
             watch_history: crate::cache::DEFAULT_HISTORY,
             node_dialer: None,
@@ -154,7 +158,7 @@ impl ApiServer {
         let advertise = config.advertise_address.unwrap_or_else(|| {
             if local_addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { local_addr.ip() }
         });
-        seed(&api, advertise, local_addr.port(), config.dns).await?;
+        seed(&api, advertise, config.advertise_port.unwrap_or(local_addr.port()), config.dns).await?;
         tasks.push(tokio::spawn(compactor(store, config.compaction_interval)));
         tasks.push(tokio::spawn(repair_loop(api.clone(), config.repair_interval)));
 

@@ -99,13 +99,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         let child = start_agent(&dirs, &state, node, &exe)?;
         agents.push((node.netns.clone(), child));
     }
-    if std::env::var_os(SKIP_READY_ENV).is_none() {
+    let waiting = std::env::var_os(SKIP_READY_ENV).is_none();
+    if waiting {
         wait_ready(&dirs, &layout.nodes.iter().map(|n| n.netns.clone()).collect::<Vec<_>>(), &mut agents).await?;
     }
     println!(
-        "cluster {} is up: {} nodes Ready in {:.2} s",
+        "cluster {} is up: {} nodes {} in {:.2} s",
         dirs.name,
         layout.nodes.len(),
+        if waiting { "Ready" } else { "started (not waiting for Ready)" },
         started.elapsed().as_secs_f64()
     );
     print_summary(&dirs, &layout);

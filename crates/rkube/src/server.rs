@@ -101,6 +101,7 @@ fn add_fabric_listener(
     config.extra_listeners.push(Arc::new(listener));
     config.sans.push(addr.ip().to_string());
     config.advertise_address = Some(addr.ip());
+    config.advertise_port = Some(addr.port());
     // Logs and exec go to the agents' streaming ports, which are on node addresses that
     // exist only inside the fabric: connect from there.
     config.node_dialer = Some(Arc::new(move |node: std::net::SocketAddr| {

@@ -334,7 +334,18 @@ fn up_two_ready_nodes_with_a_pod_then_down_after_a_crash() {
         assert!(Instant::now() < deadline, "pod not Running: {}\n{}", text(&phase), cluster.logs());
         std::thread::sleep(Duration::from_millis(100));
     }
+    // What `down` will have to remove is really there, so the checks after it mean something.
     assert!(!shims_under(&cluster.dir).is_empty(), "a running pod has a shim");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(mountinfo.contains(cluster.dir.to_str().expect("utf-8")), "a running pod has mounts");
+    assert!(!cgroups_of(&cluster.name).is_empty(), "a running pod has cgroups");
+    // The pod's IP is reachable from every node, across the fabric without NAT.
+    let ip = cluster.kubectl(&["get", "pod", "sleeper", "-o", "jsonpath={.status.podIP}"]);
+    let ip = String::from_utf8_lossy(&ip.stdout).into_owned();
+    for node in ["node1", "node2"] {
+        let ping = cluster.exec(Some(node), &["busybox", "ping", "-c1", "-W2", &ip]);
+        assert!(ping.status.success(), "{node} → pod {ip}: {}", text(&ping));
+    }
 
     // node stop takes the node off the fabric; start brings it back Ready.
     let stop = run(&mut cluster.cmd(&["node", "stop", "node2"]));

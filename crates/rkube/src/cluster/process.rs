@@ -59,6 +59,8 @@ impl Tracked {
         for var in OVERRIDING_ENV {
             command.env_remove(var);
         }
+        // The output goes to a log file, where colour codes only get in the way.
+        command.env("NO_COLOR", "1");
         let child = match netns {
             Some(name) => netns::run_in(&Netns::named(name), || command.spawn())
                 .with_context(|| format!("entering network namespace {name}"))?,
