@@ -414,6 +414,7 @@ async fn exchange(upstream: &[SocketAddr], msg: &[u8], transport: Transport) -> 
 
 async fn exchange_udp(server: SocketAddr, query: &[u8], id: u16) -> Option<Vec<u8>> {
     let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+    let question_end = wire::parse_query(query).ok()?.question_end;
     let sock = tokio::net::UdpSocket::bind(local).await.ok()?;
     sock.connect(server).await.ok()?;
     sock.send(query).await.ok()?;
@@ -425,9 +426,7 @@ async fn exchange_udp(server: SocketAddr, query: &[u8], id: u16) -> Option<Vec<u
         if n >= wire::HEADER_LEN
             && wire::message_id(resp) == Some(id)
             && resp[2] & 0x80 != 0
-            && resp.get(wire::HEADER_LEN..query.len().min(n)).is_some_and(|q| {
-                query.get(wire::HEADER_LEN..).is_some_and(|orig| orig.starts_with(q) || q.starts_with(orig))
-            })
+            && resp.get(wire::HEADER_LEN..question_end) == query.get(wire::HEADER_LEN..question_end)
         {
             return Some(resp.to_vec());
         }
