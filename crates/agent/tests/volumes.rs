@@ -368,3 +368,75 @@ async fn host_path_volumes_are_checked_and_used_in_place() {
     assert_eq!(fs::read_to_string(&file).map_err(|e| e.kind()), Ok("x".to_owned()), "the host file is untouched");
     assert!(fs::metadata(dir.path().join("nothing")).is_err_and(|e| e.kind() == ErrorKind::NotFound));
 }
+
+/// An API server of our own on loopback, with a client holding its admin credentials.
+struct ApiFixture {
+    _server: rkube_apiserver::server::ApiServer,
+    client: kube::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl ApiFixture {
+    async fn start() -> ApiFixture {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("rkt-vol-api-{}-", std::process::id()))
+            .tempdir()
+            .expect("a temporary directory");
+        let store = std::sync::Arc::new(rkube_store::sqlite::SqliteStore::open(&dir.path().join("db")).expect("store"));
+        let config =
+            rkube_apiserver::server::Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+        let server = rkube_apiserver::server::ApiServer::start(config, store).await.expect("API server");
+        let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig");
+        let options = kube::config::KubeConfigOptions::default();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("client config");
+        let client = kube::Client::try_from(config).expect("client");
+        ApiFixture { _server: server, client, _dir: dir }
+    }
+}
+
+#[tokio::test]
+async fn api_source_reads_through_the_api_server_and_refresh_follows_updates() {
+    use kube::api::{Api, PostParams};
+    use rkube_agent::kubelet::env::{self, EnvContext};
+    use rkube_agent::kubelet::source::{ApiSource, ObjectSource};
+
+    let api = ApiFixture::start().await;
+    let secrets: Api<Secret> = Api::namespaced(api.client.clone(), "default");
+    let mut secret = tls_secret(CERT);
+    secrets.create(&PostParams::default(), &secret).await.expect("create the secret");
+    let source = ApiSource::new(api.client.clone());
+    assert!(source.secret("default", "nginxsecret").await.expect("read").is_some());
+    assert!(source.secret("default", "nope").await.expect("a missing secret is an answer").is_none());
+    assert!(source.config_map("default", "nope").await.expect("a missing configmap is an answer").is_none());
+
+    let dir = PodDir::new();
+    let ctx = Ctx::new();
+    let p = pod(json!([{"name": "secret-volume", "secret": {"secretName": "nginxsecret"}}]));
+    let vctx = ctx.volume_ctx(&p, dir.path());
+    let prepared = volumes::prepare(&vctx, &source).await.expect("volumes ready");
+    let vol = prepared.host_path("secret-volume").expect("the volume").to_path_buf();
+    assert_eq!(fs::read_to_string(vol.join("tls.crt")).expect("tls.crt"), CERT);
+
+    let container: k8s_openapi::api::core::v1::Container = serde_json::from_value(json!({"name": "nginx", "env": [
+        {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "nginxsecret", "key": "tls.key"}}},
+        {"name": "MISSING", "valueFrom": {"secretKeyRef": {"name": "nginxsecret", "key": "nope", "optional": true}}}]}))
+    .expect("a valid container");
+    let env_ctx = EnvContext {
+        pod: &p,
+        node_name: "node-a",
+        pod_ips: &ctx.pod_ips,
+        host_ips: &ctx.host_ips,
+        services: &[],
+        node_allocatable: &ctx.allocatable,
+    };
+    let vars = env::resolve(&env_ctx, &container, &source).await.expect("environment");
+    assert_eq!(vars, [("KEY".to_owned(), KEY.to_owned())]);
+
+    let new_cert = CERT.replace("fake", "rotated");
+    secret = secrets.get("nginxsecret").await.expect("get");
+    secret.data.get_or_insert_default().insert("tls.crt".to_owned(), ByteString(new_cert.as_bytes().to_vec()));
+    secrets.replace("nginxsecret", &PostParams::default(), &secret).await.expect("update the secret");
+    assert!(volumes::refresh(&vctx, &source).await.expect("refresh"));
+    assert_eq!(fs::read_to_string(vol.join("tls.crt")).expect("tls.crt"), new_cert);
+}
