@@ -23,7 +23,8 @@ struct Dig {
 
 impl Dig {
     fn data(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.answers.iter().map(|l| l.split('\t').next_back().unwrap_or("").to_owned()).collect();
+        let mut v: Vec<String> =
+            self.answers.iter().map(|l| l.split('\t').next_back().unwrap_or("").to_owned()).collect();
         v.sort();
         v
     }
@@ -88,7 +89,8 @@ fn start(cluster: &fixtures::Cluster, forwarding: Option<SocketAddr>) -> Fixture
     let cell = SnapshotCell::new(cluster.snapshot(&cfg));
     let metrics = Metrics::new();
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let server = DnsServer::start(&[listen], forwarding.into_iter().collect(), 30, cell, metrics.clone()).expect("start");
+    let server =
+        DnsServer::start(&[listen], forwarding.into_iter().collect(), 30, cell, metrics.clone()).expect("start");
     Fixture { addr: server.local_addrs()[0], metrics, _server: server }
 }
 
@@ -171,7 +173,8 @@ async fn truncation_and_tcp_with_dig() {
     assert_eq!(d.answers.len(), 100);
     let d = dig(f.addr, &["+tcp", "my-nginx.default.svc.cluster.local", "A"]).await;
     assert_eq!(d.data(), ["10.96.0.100"]);
-    let d = dig(f.addr, &["+tcp", "+keepopen", "my-nginx.default.svc.cluster.local", "dual.default.svc.cluster.local"]).await;
+    let d = dig(f.addr, &["+tcp", "+keepopen", "my-nginx.default.svc.cluster.local", "dual.default.svc.cluster.local"])
+        .await;
     assert_eq!(d.data(), ["10.96.0.100", "10.96.0.200"], "two queries on one TCP connection");
 }
 
