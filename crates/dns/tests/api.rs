@@ -170,7 +170,7 @@ async fn services_resolve_through_the_real_api() {
     .await;
     println!("a new Service resolved {took:?} after kubectl create returned");
     let ip = c.kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).await;
-    assert_eq!(dig_short(addr, &["web.default.svc.cluster.local"]).await, [ip.clone()]);
+    assert_eq!(dig_short(addr, &["web.default.svc.cluster.local"]).await, vec![ip.clone()]);
     assert_eq!(dig_short(addr, &["-x", &ip]).await, ["web.default.svc.cluster.local."]);
     assert_eq!(
         dig_short(addr, &["SRV", "_80-8080._tcp.web.default.svc.cluster.local"]).await,
