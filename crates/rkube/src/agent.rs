@@ -87,6 +87,81 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         ));
     }
 
+    let proxy_metrics = rkube_proxy::Metrics::new();
+    if !disabled(&args, "proxy") {
+        let mut config = rkube_proxy::ProxyConfig::new(node_name.clone());
+        config.service_cidr = args
+            .service_cidr
+            .parse()
+            .with_context(|| format!("--service-cidr {:?} is not an IPv4 CIDR", args.service_cidr))?;
+        config.cluster_cidr = Some(
+            args.cluster_cidr
+                .parse()
+                .with_context(|| format!("--cluster-cidr {:?} is not an IPv4 CIDR", args.cluster_cidr))?,
+        );
+        config.pod_bridge = Some(args.bridge.clone());
+        config.node_ips = std::iter::once(node_ip).chain(args.external_ip).collect();
+        config.health_bind = Some(std::net::IpAddr::V4(node_ip));
+        if !disabled(&args, "dns") {
+            config.local_dns = Some(args.cluster_dns);
+        }
+        let (cidr, bridge) = (config.service_cidr, args.bridge.clone());
+        tokio::spawn(async move { service_route(cidr, &bridge).await });
+        let (client, metrics) = (client.clone(), proxy_metrics.clone());
+        tasks.push((
+            "service proxy",
+            tokio::spawn(async move { rkube_proxy::run(client, config, metrics).await.map_err(anyhow::Error::from) }),
+        ));
+    }
+
+    let dns_metrics = rkube_dns::Metrics::new();
+    if !disabled(&args, "dns") {
+        local_dns_address(args.cluster_dns)?;
+        let mut config = rkube_dns::DnsConfig::new(vec![
+            std::net::SocketAddr::from((args.cluster_dns, 53)),
+            std::net::SocketAddr::from((node_ip, 53)),
+        ]);
+        config.cluster_domain = args.cluster_domain.clone();
+        config.upstream = args.dns_upstream.clone();
+        config.service_cidr = args.service_cidr.parse().ok();
+        let (c, metrics) = (client.clone(), dns_metrics.clone());
+        tasks.push((
+            "DNS server",
+            tokio::spawn(async move { rkube_dns::run(c, config, metrics).await.map_err(anyhow::Error::from) }),
+        ));
+        let (c, name) = (client.clone(), node_name.clone());
+        tasks.push((
+            "DNS endpoint publisher",
+            tokio::spawn(async move {
+                // The kube-dns Service may not exist yet on a fresh server; retry until it does.
+                loop {
+                    match rkube_dns::publish_node_endpoint(c.clone(), &name, node_ip).await {
+                        Ok(()) => break,
+                        Err(e) => tracing::debug!(error = %e, "publishing the DNS endpoint; retrying"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                // Done: park, so that select_all below only reacts to real failures.
+                std::future::pending::<()>().await;
+                Ok(())
+            }),
+        ));
+    }
+
+    if args.metrics_port != 0 {
+        let addr = std::net::SocketAddr::from((node_ip, args.metrics_port));
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} for metrics"))?;
+        let (p, d) = (proxy_metrics.clone(), dns_metrics.clone());
+        tasks.push((
+            "metrics server",
+            tokio::spawn(async move {
+                serve_metrics(listener, move || format!("{}{}", p.render(), d.render())).await;
+                Ok(())
+            }),
+        ));
+    }
+
     println!("rkube agent {node_name} is running ({node_ip})");
     let failed = tokio::select! {
         _ = crate::server::wait_for_shutdown() => None,
@@ -156,4 +231,77 @@ fn first_global_ipv4() -> Option<Ipv4Addr> {
         fields.find(|f| *f == "inet")?;
         fields.next()?.split('/').next()?.parse().ok()
     })
+}
+
+fn disabled(args: &AgentArgs, part: &str) -> bool {
+    args.disable.iter().any(|d| d == part)
+}
+
+/// Makes the kube-dns ClusterIP an address of this (the node's) network namespace, so that
+/// pods' queries to it are delivered to the local DNS server. The DNS crate puts it on a
+/// dummy link of its own; kernels without the dummy driver get it on `lo` instead, which
+/// delivers it locally all the same.
+fn local_dns_address(ip: Ipv4Addr) -> anyhow::Result<()> {
+    match rkube_dns::setup_local_address(ip) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %e, "no dummy link for the DNS address; using lo");
+            let out = std::process::Command::new("ip")
+                .args(["addr", "replace", &format!("{ip}/32"), "dev", "lo"])
+                .output()
+                .context("running ip")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "adding {ip} to lo: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 responder for Prometheus scrapes: every request gets the metrics.
+async fn serve_metrics(listener: tokio::net::TcpListener, render: impl Fn() -> String + Send + Sync + 'static) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let render = Arc::new(render);
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            // The request itself does not matter; read its head so the client sees a reply
+            // to what it sent rather than a reset.
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+            let body = render();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+/// Routes the Service range onto the pod bridge. Node namespaces have no default route, so
+/// without it a connection from the node itself to a ClusterIP fails with "network
+/// unreachable" before the proxy's DNAT in the output hook could rewrite it; pods are not
+/// affected (their default route is the node). The bridge may not exist yet on a node
+/// outside `rkube up`, where the kubelet creates it, so this retries until it does.
+async fn service_route(cidr: ipnet::Ipv4Net, bridge: &str) {
+    loop {
+        let out = tokio::process::Command::new("ip")
+            .args(["route", "replace", &cidr.to_string(), "dev", bridge])
+            .output()
+            .await;
+        match out {
+            Ok(o) if o.status.success() => return,
+            Ok(o) => tracing::debug!(stderr = %String::from_utf8_lossy(&o.stderr).trim(), "routing the Service range; retrying"),
+            Err(e) => tracing::warn!(error = %e, "running ip"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -75,6 +75,12 @@ pub struct AgentArgs {
     /// The Service IP range, for the proxy.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cidr: String,
+    /// The range all nodes' podCIDRs come from, for the proxy.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Where the agent serves Prometheus metrics (proxy and DNS) over HTTP; port 0 turns it off.
+    #[arg(long, default_value_t = 10249)]
+    pub metrics_port: u16,
     /// The port of the agent's streaming server (logs, exec, attach).
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
