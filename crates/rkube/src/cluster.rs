@@ -101,7 +101,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     let waiting = std::env::var_os(SKIP_READY_ENV).is_none();
     if waiting {
-        wait_ready(&dirs, &layout.nodes.iter().map(|n| n.netns.clone()).collect::<Vec<_>>(), &mut agents).await?;
+        wait_ready(&dirs, &layout.nodes.iter().map(|n| n.netns.clone()).collect::<Vec<_>>(), &mut agents, None).await?;
     }
     println!(
         "cluster {} is up: {} nodes {} in {:.2} s",
@@ -186,10 +186,11 @@ async fn node_start(args: NodeArgs) -> anyhow::Result<()> {
     }
     set_uplink(&state, &node, true).await?;
     let exe = std::env::current_exe().context("finding the rkube binary")?;
+    let started = std::time::SystemTime::now();
     let child = start_agent(&dirs, &state, &node, &exe)?;
     let _ = std::fs::remove_file(dirs.node_stopped(&node_name));
     if std::env::var_os(SKIP_READY_ENV).is_none() {
-        wait_ready(&dirs, std::slice::from_ref(&node_name), &mut [(node_name.clone(), child)]).await?;
+        wait_ready(&dirs, std::slice::from_ref(&node_name), &mut [(node_name.clone(), child)], Some(started)).await?;
     }
     println!("node {node_name} started");
     Ok(())
@@ -359,9 +360,32 @@ async fn admin_client(dirs: &ClusterDirs) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// The names of the Ready nodes among `nodes`.
-async fn ready_nodes(client: &kube::Client, nodes: &[String]) -> anyhow::Result<Vec<String>> {
+/// The names of the Ready nodes among `nodes`. With `since`, a node also needs a Lease
+/// renewed at or after that time: a restarted agent's node still shows the Ready condition
+/// its previous run reported, until the lifecycle controller notices the silence.
+async fn ready_nodes(
+    client: &kube::Client,
+    nodes: &[String],
+    since: Option<std::time::SystemTime>,
+) -> anyhow::Result<Vec<String>> {
+    use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1::Node;
+    let mut nodes = nodes.to_vec();
+    if let Some(since) = since {
+        let since_ms = since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let leases: kube::Api<Lease> = kube::Api::namespaced(client.clone(), "kube-node-lease");
+        let renewed: Vec<String> = leases
+            .list(&kube::api::ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|l| {
+                l.spec.as_ref().and_then(|s| s.renew_time.as_ref()).is_some_and(|t| t.0.as_millisecond() >= since_ms)
+            })
+            .filter_map(|l| l.metadata.name)
+            .collect();
+        nodes.retain(|n| renewed.contains(n));
+    }
     let api: kube::Api<Node> = kube::Api::all(client.clone());
     let list = api.list(&kube::api::ListParams::default()).await?;
     Ok(list
@@ -380,11 +404,16 @@ async fn ready_nodes(client: &kube::Client, nodes: &[String]) -> anyhow::Result<
 
 /// Polls until every node in `nodes` is Ready, failing early, with the log to read, when one
 /// of the agents just started exits.
-async fn wait_ready(dirs: &ClusterDirs, nodes: &[String], agents: &mut [(String, Child)]) -> anyhow::Result<()> {
+async fn wait_ready(
+    dirs: &ClusterDirs,
+    nodes: &[String],
+    agents: &mut [(String, Child)],
+    since: Option<std::time::SystemTime>,
+) -> anyhow::Result<()> {
     let client = admin_client(dirs).await?;
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        let ready = match ready_nodes(&client, nodes).await {
+        let ready = match ready_nodes(&client, nodes, since).await {
             Ok(ready) => ready,
             Err(e) => {
                 tracing::debug!(error = %e, "listing nodes");
@@ -430,7 +459,7 @@ async fn is_healthy(dirs: &ClusterDirs, state: &ClusterState) -> bool {
     }
     let check = async {
         let client = admin_client(dirs).await?;
-        ready_nodes(&client, &nodes).await
+        ready_nodes(&client, &nodes, None).await
     };
     match tokio::time::timeout(Duration::from_secs(5), check).await {
         Ok(Ok(ready)) => ready.len() == nodes.len(),
