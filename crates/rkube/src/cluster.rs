@@ -50,6 +50,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let dirs = ClusterDirs::new(&args.cluster)?;
     let layout_plan = fabric::plan(&FabricConfig::new(&dirs.name, args.nodes)).context("--nodes")?;
     claim_data_dir(&dirs)?;
+    let _lock = lock(&dirs).await?;
 
     if let Some(state) = ClusterState::read(&dirs) {
         if state.nodes == args.nodes && is_healthy(&dirs, &state).await {
@@ -60,11 +61,38 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("cluster {}: not healthy or not as asked; removing it and starting afresh", dirs.name);
     }
     // Always: this also clears what a crashed cluster of this name left.
-    let dirs_for_teardown = dirs.clone();
-    let report = tokio::task::spawn_blocking(move || teardown(&dirs_for_teardown)).await??;
-    report.into_result(&dirs)?;
+    run_teardown(&dirs).await?.into_result(&dirs)?;
     reset_data_dir(&dirs)?;
 
+    match start_cluster(&dirs, &args).await {
+        Ok((layout, waited)) => {
+            println!(
+                "cluster {} is up: {} nodes {} in {:.2} s",
+                dirs.name,
+                layout.nodes.len(),
+                if waited { "Ready" } else { "started (not waiting for Ready)" },
+                started.elapsed().as_secs_f64()
+            );
+            print_summary(&dirs, &layout);
+            Ok(())
+        }
+        Err(error) => {
+            // A failed `up` leaves nothing running; the logs stay for the post-mortem.
+            if let Err(cleanup) = run_teardown(&dirs).await.and_then(|report| report.into_result(&dirs)) {
+                eprintln!("rkube: removing the failed cluster: {cleanup:#}");
+            }
+            Err(error.context(format!(
+                "rkube up {}: the cluster was removed again; the logs are in {}",
+                dirs.name,
+                dirs.logs().display()
+            )))
+        }
+    }
+}
+
+/// The part of `up` after the old cluster is gone: network, server, images, agents, and the
+/// wait for Ready. Returns the layout and whether it waited for Ready.
+async fn start_cluster(dirs: &ClusterDirs, args: &UpArgs) -> anyhow::Result<(FabricLayout, bool)> {
     let name = dirs.name.clone();
     let nodes = args.nodes;
     let layout = tokio::task::spawn_blocking(move || -> anyhow::Result<FabricLayout> {
@@ -80,44 +108,60 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         agent_args: args.agent_args.clone(),
         server_args: args.server_args.clone(),
     };
-    state.write(&dirs)?;
+    state.write(dirs)?;
     let exe = std::env::current_exe().context("finding the rkube binary")?;
 
-    let server = server_process(&dirs);
-    let mut server_child = server.spawn(&exe, &server_args(&dirs, &layout, &state), None, &dirs.server_log())?;
+    let server = server_process(dirs);
+    let mut server_child = server.spawn(&exe, &server_args(dirs, &layout, &state), None, &dirs.server_log())?;
     confirm(&server, &mut server_child, &dirs.server_log())?;
+    // The images are imported while the server starts; both take some tens of milliseconds.
     let archives = images::default_archives(&args.images);
     let store = dirs.images();
     let preload = tokio::task::spawn_blocking(move || images::preload(&store, &archives));
-    wait_for_server(&dirs, &mut server_child).await?;
+    wait_for_server(dirs, &mut server_child).await?;
     let preloaded = preload.await?.context("preloading images")?;
     tracing::debug!(images = preloaded.len(), "images preloaded");
-    write_kubeconfigs(&dirs, &layout)?;
+    write_kubeconfigs(dirs, &layout)?;
 
     let mut agents: Vec<(String, Child)> = Vec::new();
     for node in &layout.nodes {
-        let child = start_agent(&dirs, &state, node, &exe)?;
+        let child = start_agent(dirs, &state, node, &exe)?;
         agents.push((node.netns.clone(), child));
     }
     let waiting = std::env::var_os(SKIP_READY_ENV).is_none();
     if waiting {
-        wait_ready(&dirs, &layout.nodes.iter().map(|n| n.netns.clone()).collect::<Vec<_>>(), &mut agents, None).await?;
+        let names: Vec<String> = layout.nodes.iter().map(|n| n.netns.clone()).collect();
+        wait_ready(dirs, &names, &mut agents, None).await?;
     }
-    println!(
-        "cluster {} is up: {} nodes {} in {:.2} s",
-        dirs.name,
-        layout.nodes.len(),
-        if waiting { "Ready" } else { "started (not waiting for Ready)" },
-        started.elapsed().as_secs_f64()
-    );
-    print_summary(&dirs, &layout);
-    Ok(())
+    Ok((layout, waiting))
+}
+
+async fn run_teardown(dirs: &ClusterDirs) -> anyhow::Result<TeardownReport> {
+    let dirs = dirs.clone();
+    tokio::task::spawn_blocking(move || teardown(&dirs)).await?
+}
+
+/// Serialises the commands that change a cluster (`up`, `down`, `node stop|start`) with an
+/// exclusive `flock` on the data directory's marker, so two of them never interleave. Without
+/// a marked data directory there is nothing to protect and no lock.
+async fn lock(dirs: &ClusterDirs) -> anyhow::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    if !owns_data_dir(dirs) {
+        return Ok(None);
+    }
+    let marker = dirs.root.join(MARKER);
+    let file = std::fs::File::open(&marker).with_context(|| format!("opening {}", marker.display()))?;
+    let locked = tokio::task::spawn_blocking(move || {
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, errno)| errno)
+    })
+    .await?
+    .with_context(|| format!("locking {}", marker.display()))?;
+    Ok(Some(locked))
 }
 
 pub async fn down(args: ClusterArgs) -> anyhow::Result<()> {
     let dirs = ClusterDirs::new(&args)?;
-    let dirs_for_teardown = dirs.clone();
-    let report = tokio::task::spawn_blocking(move || teardown(&dirs_for_teardown)).await??;
+    let _lock = lock(&dirs).await?;
+    let report = run_teardown(&dirs).await?;
     let removed = report.namespaces.len();
     report.into_result(&dirs)?;
     println!("cluster {} is down ({removed} network namespaces removed)", dirs.name);
@@ -160,6 +204,7 @@ fn exec_in(netns_name: &str, command: &[String]) -> anyhow::Result<()> {
 
 async fn node_stop(args: NodeArgs) -> anyhow::Result<()> {
     let (dirs, state, node) = node_of(&args)?;
+    let _lock = lock(&dirs).await?;
     let node_name = node.netns.clone();
     let killed = process::kill_now(&agent_process(&dirs, &node_name));
     if !killed {
@@ -180,6 +225,7 @@ async fn node_stop(args: NodeArgs) -> anyhow::Result<()> {
 
 async fn node_start(args: NodeArgs) -> anyhow::Result<()> {
     let (dirs, state, node) = node_of(&args)?;
+    let _lock = lock(&dirs).await?;
     let node_name = node.netns.clone();
     if agent_process(&dirs, &node_name).running_pid().is_some() {
         anyhow::bail!("node {node_name} is running already");
@@ -425,20 +471,15 @@ async fn wait_ready(
         }
         for (node, child) in agents.iter_mut() {
             if let Ok(Some(status)) = child.try_wait() {
-                anyhow::bail!(
-                    "the agent of {node} exited ({status}); see {} (and `rkube down --name {}` to clean up)",
-                    dirs.node_log(node).display(),
-                    dirs.name
-                );
+                anyhow::bail!("the agent of {node} exited ({status}); see {}", dirs.node_log(node).display());
             }
         }
         if Instant::now() >= deadline {
             let waiting: Vec<&String> = nodes.iter().filter(|n| !ready.contains(n)).collect();
             anyhow::bail!(
-                "nodes {waiting:?} not Ready after {} s; see the logs in {} (and `rkube down --name {}` to clean up)",
+                "nodes {waiting:?} not Ready after {} s; see the logs in {}",
                 READY_TIMEOUT.as_secs(),
-                dirs.logs().display(),
-                dirs.name
+                dirs.logs().display()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

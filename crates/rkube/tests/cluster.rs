@@ -296,6 +296,23 @@ fn up_twice_then_down_after_everything_was_killed() {
 }
 
 #[test]
+fn a_failed_up_removes_what_it_made_and_keeps_the_logs() {
+    let images = empty_dir();
+    let cluster = Cluster::plumbing(images.path());
+    // The server cannot listen on a port that is taken, so `up` fails after building the
+    // network and starting the server.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = run(&mut cluster.cmd(&["up", "--nodes", "1", "--listen", &format!("127.0.0.1:{port}")]));
+    assert!(!out.status.success(), "up succeeded on a taken port: {}", text(&out));
+    assert!(text(&out).contains("server.log"), "the error names the log: {}", text(&out));
+    assert_eq!(cluster.namespaces(), Vec::<String>::new());
+    let log = std::fs::read_to_string(cluster.dir.join("logs/server.log")).expect("server.log");
+    assert!(log.contains(&port), "the log says why: {log}");
+    cluster.assert_nothing_left(&[]);
+}
+
+#[test]
 fn down_never_touches_a_directory_that_is_not_the_clusters() {
     let images = empty_dir();
     let cluster = Cluster::plumbing(images.path());
