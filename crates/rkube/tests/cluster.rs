@@ -369,6 +369,24 @@ fn up_two_ready_nodes_with_a_pod_then_down_after_a_crash() {
     assert!(stop.status.success(), "{}", text(&stop));
     let ping = cluster.exec(Some("node1"), &["busybox", "ping", "-c1", "-W1", "192.168.240.12"]);
     assert!(!ping.status.success(), "a stopped node answers");
+    // The control plane notices: the node's Lease stops being renewed and it goes NotReady.
+    let node2 = format!("{}-node2", cluster.name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = cluster.kubectl(&[
+            "get",
+            "node",
+            &node2,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        let ready = String::from_utf8_lossy(&ready.stdout).into_owned();
+        if ready == "Unknown" || ready == "False" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a stopped node stays Ready: {ready}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let start = run(&mut cluster.cmd(&["node", "start", "node2"]));
     assert!(start.status.success(), "{}\n{}", text(&start), cluster.logs());
     let ping = cluster.exec(Some("node1"), &["busybox", "ping", "-c1", "-W2", "192.168.240.12"]);
