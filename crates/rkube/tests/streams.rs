@@ -255,3 +255,116 @@ async fn kubectl_logs_follow_ends_when_the_container_does() {
     let status = tokio::time::timeout_at(deadline.into(), child.wait()).await.expect("kubectl logs -f ended");
     assert!(status.expect("status").success());
 }
+
+/// Runs `command` under `script`, so kubectl's stdin and stdout are a terminal, as when a
+/// person types. The input is written at once: the terminal buffers it until kubectl reads.
+async fn in_terminal(command: String, input: &'static str, until: impl Fn(&str) -> bool) -> (i32, String) {
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qfec", command.as_str(), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("input");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = vec![0u8; 4096];
+    use tokio::io::AsyncReadExt;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stdout.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("{command}: timed out; output so far: {:?}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(until(&text), "{command}: {text:?}");
+    // Only now may the input end: an early end of input would reach the shell as ^D.
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exit in time");
+    (status.expect("status").code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_with_a_terminal_exec_attach_and_run() {
+    if !runc_available() {
+        return;
+    }
+    let env = Env::start().await;
+    env.pod("web", sh("web", "exec sleep 1000"), true).await.expect("bound");
+    let kc = env.server.data_dir.join("kubeconfig");
+    let cache = env.dir.path().join("kubectl-cache");
+    let kubectl = format!("{DISPATCHER} --kubeconfig {} --cache-dir {}", kc.display(), cache.display());
+
+    // exec -it: a shell on a terminal of its own.
+    let (code, out) = in_terminal(format!("{kubectl} exec -it web -- sh"), "tty; echo exec-$((6*7))\nexit\n", |o| {
+        o.contains("exec-42")
+    })
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("/dev/pts/"), "the shell runs on a terminal: {out:?}");
+
+    // attach -it to a container that has a terminal and stdin.
+    let shell = Container { tty: Some(true), stdin: Some(true), ..sh("shell", "exec sh") };
+    let shell = env.pod("shell", shell, true).await.expect("bound");
+    let (code, out) = in_terminal(format!("{kubectl} attach -it shell"), "echo attached-$((6*7))\nexit\n", |o| {
+        o.contains("attached-42")
+    })
+    .await;
+    assert_eq!(code, 0, "{out}");
+    env.containers.wait_exit(&shell.id).await;
+
+    // run -i --tty --rm: kubectl creates the pod and attaches once it runs. There is no
+    // kubelet here, so the test plays it: bind the pod, start its container, report Running.
+    let run = format!("{kubectl} run bb -i --tty --rm --image=busybox -- sh");
+    let session = tokio::spawn(in_terminal(run, "echo run-$((6*7))\nexit\n", |o| o.contains("run-42")));
+    let pod = support::eventually(Duration::from_secs(30), "kubectl run creates the pod", || async {
+        let (code, pod) = env.server.get("/api/v1/namespaces/default/pods/bb").await;
+        (code == 200).then_some(pod)
+    })
+    .await;
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!((c["stdin"].as_bool(), c["tty"].as_bool()), (Some(true), Some(true)), "{pod}");
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bb"},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "stream-node"}});
+    let (code, body) = env.server.post("/api/v1/namespaces/default/pods/bb/binding", &binding).await;
+    assert_eq!(code, 201, "{body}");
+    let container =
+        Container { tty: Some(true), stdin: Some(true), stdin_once: c["stdinOnce"].as_bool(), ..sh("bb", "exec sh") };
+    let id = env.containers.run("bb", &container).await;
+    env.pods.add(
+        "default",
+        "bb",
+        TestContainer {
+            name: "bb".into(),
+            log_path: env.containers.log_path(&id),
+            id: id.clone(),
+            previous_log: None,
+            tty: true,
+            stdin: true,
+        },
+    );
+    let (_, mut running) = env.server.get("/api/v1/namespaces/default/pods/bb").await;
+    running["status"] = json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [{"name": "bb", "ready": true, "restartCount": 0, "image": "busybox",
+                               "imageID": "", "state": {"running": {}}}],
+    });
+    let (code, body) = env.server.put("/api/v1/namespaces/default/pods/bb/status", &running).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, out) = session.await.expect("session");
+    assert_eq!(code, 0, "{out}");
+    env.containers.wait_exit(&id).await;
+    // --rm deletes the pod; a bound pod stays, marked, until its kubelet confirms.
+    support::eventually(Duration::from_secs(30), "--rm deletes the pod", || async {
+        let (code, pod) = env.server.get("/api/v1/namespaces/default/pods/bb").await;
+        (code == 404 || pod["metadata"]["deletionTimestamp"].is_string()).then_some(())
+    })
+    .await;
+}
