@@ -36,6 +36,8 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
     pub services: Arc<crate::services::Allocators>,
+    /// Signs and verifies service-account tokens (`serviceaccounts/<name>/token`).
+    pub tokens: Arc<crate::serviceaccount::Signer>,
 }
 
 /// One request to a resource, already routed and authenticated.
@@ -90,6 +92,9 @@ impl Api {
             (&Method::GET, true, Some(Subresource::Scale)) => self.get_scale(&req).await,
             (&Method::POST, false, None) => self.create(&req).await,
             (&Method::POST, true, Some(Subresource::Binding)) => self.bind(&req).await,
+            (&Method::POST, true, Some(Subresource::Token)) => {
+                crate::serviceaccount::create_token(self, &self.tokens, &req).await
+            }
             (&Method::PUT, true, None | Some(Subresource::Status)) => self.update(&req).await,
             (&Method::PUT, true, Some(Subresource::Finalize)) => self.finalize(&req).await,
             (&Method::PUT | &Method::PATCH, true, Some(Subresource::Scale)) => self.update_scale(&req).await,
@@ -350,6 +355,10 @@ impl Api {
         }
         strategy.prepare_for_create(&mut obj);
         strategy.default(&mut obj);
+        if is_pod(resource) {
+            // Upstream's ServiceAccount admission plugin, after defaulting as admission runs.
+            crate::serviceaccount::admit(self, &mut obj).await?;
+        }
         if let Some(manager) = manager {
             let now = meta::now_rfc3339();
             fieldmanager::record_update(&mut obj, None, manager, "", patch::schema_for_kind(resource.kind), &now);
@@ -1078,6 +1087,10 @@ fn field_manager(req: &Request) -> String {
 
 fn is_service(resource: &Resource) -> bool {
     resource.group.is_empty() && resource.resource == "services"
+}
+
+fn is_pod(resource: &Resource) -> bool {
+    resource.group.is_empty() && resource.resource == "pods"
 }
 
 fn obj_has_spec(resource: &Resource) -> bool {

@@ -24,6 +24,7 @@ pub mod registry;
 pub mod resources;
 pub mod route;
 pub mod server;
+pub mod serviceaccount;
 pub mod services;
 pub mod validation;
 pub mod watch;

@@ -220,7 +220,7 @@ fn document_kinds(resources: &[&Resource]) -> Vec<(&'static str, &'static str, &
         for sub in r.subresources {
             // Exec, attach and log are connections and streams, described by query parameters
             // rather than by a body schema, as upstream does.
-            if matches!(sub, Subresource::Scale | Subresource::Binding) {
+            if matches!(sub, Subresource::Scale | Subresource::Binding | Subresource::Token) {
                 push(crate::discovery::subresource_kind(*sub, r));
             }
         }

@@ -739,7 +739,7 @@ fn yaml_quote(s: &str) -> String {
 
 /// Writes `contents` to `path` with `mode`, through a temporary file in the same directory and a
 /// rename, so readers see the old file or the new one and never a partial key.
-fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     let mut file =

@@ -17,6 +17,8 @@ pub enum Subresource {
     Log,
     Exec,
     Attach,
+    /// `serviceaccounts/<name>/token`: the TokenRequest API.
+    Token,
 }
 
 impl Subresource {
@@ -29,6 +31,7 @@ impl Subresource {
             Subresource::Log => "log",
             Subresource::Exec => "exec",
             Subresource::Attach => "attach",
+            Subresource::Token => "token",
         }
     }
 
@@ -37,7 +40,7 @@ impl Subresource {
         match self {
             Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
             Subresource::Finalize => &["update"],
-            Subresource::Binding => &["create"],
+            Subresource::Binding | Subresource::Token => &["create"],
             Subresource::Log => &["get"],
             Subresource::Exec | Subresource::Attach => &["create", "get"],
         }
@@ -50,6 +53,7 @@ impl Subresource {
             Subresource::Binding => ("", "v1", "Binding"),
             Subresource::Exec | Subresource::Attach => ("", "v1", "PodExecOptions"),
             Subresource::Log => ("", "v1", "Pod"),
+            Subresource::Token => ("authentication.k8s.io", "v1", "TokenRequest"),
             Subresource::Status | Subresource::Finalize => (parent.group, parent.version, parent.kind),
         }
     }
@@ -265,7 +269,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["sa"],
         categories: &[],
-        subresources: &[],
+        subresources: &[Subresource::Token],
         strategy: &resources::ServiceAccountStrategy,
     },
     Resource {

@@ -146,6 +146,7 @@ impl ApiServer {
         let pki_dir = config.data_dir.join("tls");
         let pki = Arc::new(Pki::ensure(&pki_dir, &sans)?);
         let auth = Arc::new(Authenticator::new(&pki_dir)?);
+        let tokens = Arc::new(crate::serviceaccount::Signer::load_or_create(&pki_dir)?);
 
         let cache = WatchCache::with_history(config.watch_history);
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
@@ -154,7 +155,7 @@ impl ApiServer {
         let services = Allocators::new(store.clone(), config.services.clone())
             .await
             .map_err(|e| StartError::Allocators(Box::new(e)))?;
-        let api = Arc::new(Api { store: store.clone(), cache, services });
+        let api = Arc::new(Api { store: store.clone(), cache, services, tokens });
         let advertise = config.advertise_address.unwrap_or_else(|| {
             if local_addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { local_addr.ip() }
         });
@@ -356,7 +357,14 @@ async fn serve(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let auth_header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let user = state.auth.authenticate(peer_certs, auth_header);
+    let mut user = state.auth.authenticate(peer_certs, auth_header);
+    // Service-account tokens are JWTs checked against live objects, hence async and here.
+    if user.is_none()
+        && let Some(token) = auth_header.and_then(crate::auth::bearer_token)
+        && crate::serviceaccount::looks_like_jwt(token)
+    {
+        user = crate::serviceaccount::authenticate(&state.api, &state.api.tokens, token).await;
+    }
     let resp = if user.is_none() && !is_public(&path) {
         body::error_response(&ApiError::Unauthorized)
     } else {

@@ -380,14 +380,14 @@ impl ResourcePaths<'_> {
                         responses: responses(&["200", "201"], &kind),
                     },
                 )],
-                Subresource::Binding => {
+                Subresource::Binding | Subresource::Token => {
                     let binding = schema_name(gvk.0, gvk.1, gvk.2);
                     vec![(
                         "post",
                         Op {
                             action: "post",
                             id: self.id("create", &suffix),
-                            description: format!("create binding of a {}", r.kind),
+                            description: format!("create {} of a {}", sub.name(), r.kind),
                             gvk,
                             parameters: write_params(),
                             body: Some(body(&binding)),
