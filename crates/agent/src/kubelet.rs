@@ -93,7 +93,9 @@ pub enum KubeletError {
     Ipam(#[from] crate::net::ipam::Error),
     #[error("container runtime: {0}")]
     Runtime(#[from] crate::runtime::RuntimeError),
-    #[error("the node has no podCIDR: pass one with --pod-cidr or have the server allocate one")]
+    #[error(
+        "the node got no podCIDR within a minute: pass one with --pod-cidr, or check the server's node IPAM (--cluster-cidr)"
+    )]
     NoPodCidr,
     #[error("{0}")]
     Io(String),
@@ -197,7 +199,10 @@ impl Kubelet {
         let cidr = match self.cfg.pod_cidr {
             Some(c) => c,
             None => {
-                let text = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()).ok_or(KubeletError::NoPodCidr)?;
+                let text = match node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
+                    Some(c) => c,
+                    None => self.wait_for_pod_cidr().await?,
+                };
                 text.parse().map_err(|_| KubeletError::BadPodCidr(text))?
             }
         };
@@ -278,6 +283,22 @@ impl Kubelet {
             }
         }
         Ok(())
+    }
+
+    /// Waits for the server's node IPAM controller to give this node a podCIDR.
+    async fn wait_for_pod_cidr(&self) -> Result<String, KubeletError> {
+        let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let node = api.get(&self.cfg.node_name).await?;
+            if let Some(cidr) = node.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                return Ok(cidr);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KubeletError::NoPodCidr);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Hands the latest pod object to its worker, starting one for a new pod.

@@ -24,6 +24,7 @@ pub mod informer;
 pub mod kinds;
 pub mod meta;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
@@ -63,6 +64,8 @@ pub struct ControllersConfig {
     pub disabled: HashSet<String>,
     /// Timings of the node lifecycle controller.
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
+    /// Where nodes' podCIDRs come from (`10.42.0.0/16`); None turns node IPAM off.
+    pub cluster_cidr: Option<String>,
 }
 
 /// What a controller gets to build itself: the client and the shared informers.
@@ -90,6 +93,7 @@ pub fn all() -> Vec<Descriptor> {
         Descriptor { name: "garbagecollector", start: garbagecollector::start },
         Descriptor { name: "namespace", start: namespace::start },
         Descriptor { name: "nodelifecycle", start: nodelifecycle::start },
+        Descriptor { name: "nodeipam", start: nodeipam::start },
         Descriptor { name: "endpointslice", start: endpointslice::start },
         Descriptor { name: "endpoints", start: endpoints::start },
         Descriptor { name: "endpointslicemirroring", start: endpointslicemirroring::start },

@@ -215,6 +215,11 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 60.0)]
     pub service_repair_interval: f64,
 
+    /// The range nodes' podCIDRs are allocated from (a /24 each), for nodes that do not ask
+    /// for one.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+
     /// Control loops not to run, by name (e.g. `scheduler`); may be repeated or comma-separated.
     #[arg(long = "disable", value_delimiter = ',')]
     pub disable: Vec<String>,

@@ -76,6 +76,7 @@ async fn start_control_loops(
     }
     let controllers = rkube_controllers::ControllersConfig {
         disabled: disabled.iter().filter(|d| **d != "scheduler").map(|d| (*d).to_owned()).collect(),
+        cluster_cidr: Some(args.cluster_cidr.clone()),
         ..Default::default()
     };
     tasks.push(tokio::spawn(async move {
