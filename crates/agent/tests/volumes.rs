@@ -163,6 +163,19 @@ async fn an_update_reaches_paths_opened_before_it_atomically() {
     // A container sees the volume through its directory, opened before the update, and a
     // reader may be in the middle of the old certificate when the update lands.
     let volume_handle = fs::File::open(&vol).expect("open the volume directory");
+    // The runtime gives a container the volume as a read-only bind mount of its directory.
+    let container_view = dir.path().join("container-view");
+    fs::create_dir(&container_view).expect("mkdir");
+    nix::mount::mount(Some(&vol), &container_view, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+        .expect("bind mount");
+    nix::mount::mount(
+        None::<&str>,
+        &container_view,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .expect("make the bind mount read-only");
     let mut old_reader = fs::File::open(vol.join("tls.crt")).expect("open the old certificate");
     let mut first_bytes = [0u8; 5];
     old_reader.read_exact(&mut first_bytes).expect("read");
@@ -174,6 +187,12 @@ async fn an_update_reaches_paths_opened_before_it_atomically() {
 
     let through_handle = PathBuf::from(format!("/proc/self/fd/{}/tls.crt", volume_handle.as_raw_fd()));
     assert_eq!(fs::read_to_string(&through_handle).expect("read through the old handle"), new_cert);
+    assert_eq!(fs::read_to_string(container_view.join("tls.crt")).expect("read in the container's view"), new_cert);
+    assert_eq!(
+        fs::write(container_view.join("tls.crt"), "x").map_err(|e| e.raw_os_error()),
+        Err(Some(30)),
+        "EROFS: the container cannot write"
+    );
     assert_eq!(fs::read_to_string(vol.join("tls.key")).expect("tls.key"), KEY, "unchanged keys stay");
     let mut rest = String::new();
     old_reader.read_to_string(&mut rest).expect("read the rest");
@@ -183,7 +202,7 @@ async fn an_update_reaches_paths_opened_before_it_atomically() {
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("..2")))
         .count();
     assert_eq!(data_dirs, 1, "the old data directory is gone");
-    assert_eq!(mounts_below(dir.path()).len(), 1, "refresh mounts nothing");
+    assert_eq!(mounts_below(&volumes::volumes_root(dir.path())).len(), 1, "refresh mounts nothing");
 }
 
 #[tokio::test]
