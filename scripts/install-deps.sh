@@ -19,6 +19,7 @@ packages=(
   "nftables:nft"                # the service proxy programs its rules with nft -f
   "conntrack:conntrack"         # the service proxy flushes stale UDP conntrack entries
   "iptables:iptables-nft"       # the proxy benchmark's kube-proxy iptables-mode baseline
+  "iputils-arping:arping"       # the LoadBalancer speaker announces moved IPs with gratuitous ARP
 )
 
 missing=()

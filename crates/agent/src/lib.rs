@@ -8,4 +8,5 @@ pub mod image;
 pub mod kubelet;
 pub mod net;
 pub mod runtime;
+pub mod servicelb;
 pub mod stream;

@@ -29,6 +29,7 @@ pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod servicelb;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -66,6 +67,9 @@ pub struct ControllersConfig {
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
     /// Where nodes' podCIDRs come from (`10.42.0.0/16`); None turns node IPAM off.
     pub cluster_cidr: Option<String>,
+    /// Where the LoadBalancer controller takes ingress IPs from; none leaves LoadBalancer
+    /// Services pending.
+    pub service_lb_pool: Option<servicelb::Pool>,
 }
 
 /// What a controller gets to build itself: the client and the shared informers.
@@ -94,6 +98,7 @@ pub fn all() -> Vec<Descriptor> {
         Descriptor { name: "namespace", start: namespace::start },
         Descriptor { name: "nodelifecycle", start: nodelifecycle::start },
         Descriptor { name: "nodeipam", start: nodeipam::start },
+        Descriptor { name: "servicelb", start: servicelb::start },
         Descriptor { name: "endpointslice", start: endpointslice::start },
         Descriptor { name: "endpoints", start: endpoints::start },
         Descriptor { name: "endpointslicemirroring", start: endpointslicemirroring::start },

@@ -114,6 +114,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         ));
     }
 
+    if !disabled(&args, "servicelb") {
+        let (client, name) = (client.clone(), node_name.clone());
+        let uplink = args.uplink.clone();
+        tasks.push((
+            "LoadBalancer speaker",
+            tokio::spawn(async move {
+                rkube_agent::servicelb::run(client, name, uplink).await.map_err(anyhow::Error::from)
+            }),
+        ));
+    }
+
     let dns_metrics = rkube_dns::Metrics::new();
     if !disabled(&args, "dns") {
         local_dns_address(args.cluster_dns)?;

@@ -27,6 +27,8 @@ pub enum Command {
     Node(NodeCommand),
     /// Run a command as the cluster's internet client (its `outside` namespace).
     Outside(OutsideArgs),
+    /// Make a self-signed certificate and key (the tutorial's `make keys`, without openssl).
+    Cert(CertArgs),
     /// Manage the local image store.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -67,6 +69,9 @@ pub struct AgentArgs {
     /// The pod bridge in this namespace; created with the podCIDR's first address if missing.
     #[arg(long, default_value = "cbr0")]
     pub bridge: String,
+    /// The link LoadBalancer IPs are announced on (with gratuitous ARP).
+    #[arg(long, default_value = "eth0")]
+    pub uplink: String,
     /// The cluster DNS Service IP written into pods' resolv.conf.
     #[arg(long, default_value = "10.96.0.10")]
     pub cluster_dns: std::net::Ipv4Addr,
@@ -87,7 +92,7 @@ pub struct AgentArgs {
     /// Upstream DNS servers for names outside the cluster; none means no forwarding.
     #[arg(long = "dns-upstream", value_delimiter = ',')]
     pub dns_upstream: Vec<std::net::SocketAddr>,
-    /// Parts of the agent not to run: `proxy`, `dns`.
+    /// Parts of the agent not to run: `proxy`, `dns`, `servicelb`.
     #[arg(long = "disable", value_delimiter = ',')]
     pub disable: Vec<String>,
     /// How often the node's Lease is renewed, in seconds. The server's node lifecycle
@@ -97,6 +102,25 @@ pub struct AgentArgs {
     /// The first crash-loop back-off in seconds; it doubles at each crash up to 300 s.
     #[arg(long, default_value_t = 10.0)]
     pub crashloop_backoff: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CertArgs {
+    /// The subject's common name, also written as a DNS subject alternative name.
+    #[arg(long)]
+    pub cn: String,
+    /// The subject's organisation; defaults to the common name, as in the tutorial.
+    #[arg(long = "o")]
+    pub org: Option<String>,
+    /// Where to write the private key (PEM, mode 0600).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Where to write the certificate (PEM).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// How many days the certificate is valid.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -210,6 +234,11 @@ pub struct ServerArgs {
     /// The NodePort range, `LOW-HIGH`.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+
+    /// The addresses LoadBalancer Services get ingress IPs from, `START-END`; without it they
+    /// stay pending (unless another implementation serves them).
+    #[arg(long)]
+    pub service_lb_pool: Option<rkube_controllers::servicelb::Pool>,
 
     /// How often leaked Service IPs and node ports are looked for (seconds).
     #[arg(long, default_value_t = 60.0)]

@@ -304,6 +304,8 @@ fn server_args(dirs: &ClusterDirs, layout: &FabricLayout, state: &ClusterState) 
         fabric_listen.to_string().into(),
         "--tls-san".into(),
         layout.api_ip().to_string().into(),
+        "--service-lb-pool".into(),
+        lb_pool(layout.api_ip()).into(),
     ];
     args.extend(state.server_args.iter().map(OsString::from));
     args
@@ -327,11 +329,48 @@ fn agent_args(dirs: &ClusterDirs, state: &ClusterState, node: &NodeLayout) -> Ve
         "--bridge".into(),
         fabric::POD_BRIDGE.into(),
     ];
+    if let Some(ip) = external_ip(node) {
+        args.extend(["--external-ip".into(), ip.to_string().into()]);
+    }
     args.extend(state.agent_args.iter().map(OsString::from));
     args
 }
 
+/// The LoadBalancer pool on the fabric, given the API server's fabric address (host 1):
+/// hosts 201-250, above the nodes' InternalIPs (10+i), their ExternalIPs (110+i) and the
+/// `outside` client (200), so that none of them can collide.
+fn lb_pool(api_ip: std::net::Ipv4Addr) -> String {
+    let base = u32::from(api_ip) - 1;
+    format!("{}-{}", std::net::Ipv4Addr::from(base + 201), std::net::Ipv4Addr::from(base + 250))
+}
+
+/// The node's ExternalIP on the fabric, host 110+i, for the first 89 nodes (beyond that it
+/// would run into the `outside` client's address).
+fn external_ip(node: &NodeLayout) -> Option<std::net::Ipv4Addr> {
+    let host = 110 + u32::try_from(node.index).ok()?;
+    let base = u32::from(node.internal_ip()) - 10 - u32::try_from(node.index).ok()?;
+    (host < 200).then(|| std::net::Ipv4Addr::from(base + host))
+}
+
+/// Puts the node's ExternalIP on its uplink, beside the InternalIP, as a second address of
+/// the machine would be. Done before every agent start, so it is there after `node start`.
+fn add_external_ip(node: &NodeLayout) -> anyhow::Result<()> {
+    let Some(ip) = external_ip(node) else { return Ok(()) };
+    let out = std::process::Command::new("ip")
+        .args(["-n", &node.netns, "addr", "replace", &format!("{ip}/32"), "dev", fabric::UPLINK])
+        .output()
+        .context("running ip")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "adding {ip} to {}: {}",
+        node.netns,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
 fn start_agent(dirs: &ClusterDirs, state: &ClusterState, node: &NodeLayout, exe: &Path) -> anyhow::Result<Child> {
+    add_external_ip(node)?;
     let tracked = agent_process(dirs, &node.netns);
     std::fs::create_dir_all(&tracked.data_dir).with_context(|| format!("creating {}", tracked.data_dir.display()))?;
     let mut child =

@@ -4,6 +4,7 @@
 //! subcommand. Each subcommand owns its own start and drain sequence.
 
 mod agent;
+mod cert;
 mod cli;
 mod cluster;
 mod image;
@@ -37,6 +38,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Node(command) => cluster::node(command).await,
             cli::Command::Outside(args) => cluster::outside(args).await,
             cli::Command::Image(command) => image::run(command).await,
+            cli::Command::Cert(args) => cert::run(args),
         }
     });
     match result {

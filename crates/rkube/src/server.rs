@@ -76,7 +76,10 @@ async fn start_control_loops(
     }
     let controllers = rkube_controllers::ControllersConfig {
         disabled: disabled.iter().filter(|d| **d != "scheduler").map(|d| (*d).to_owned()).collect(),
+        service_lb_pool: args.service_lb_pool,
         cluster_cidr: Some(args.cluster_cidr.clone()),
+        // The CA the API server's certificates chain to, for every namespace's kube-root-ca.crt.
+        root_ca_pem: std::fs::read_to_string(args.data_dir.join("tls").join(rkube_apiserver::pki::CA_CERT)).ok(),
         ..Default::default()
     };
     tasks.push(tokio::spawn(async move {
