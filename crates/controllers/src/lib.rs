@@ -29,7 +29,9 @@ pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod rootcacertpublisher;
 pub mod servicelb;
+pub mod serviceaccount;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -70,6 +72,9 @@ pub struct ControllersConfig {
     /// Where the LoadBalancer controller takes ingress IPs from; none leaves LoadBalancer
     /// Services pending.
     pub service_lb_pool: Option<servicelb::Pool>,
+    /// The cluster CA (PEM) that the root CA publisher puts into every namespace's
+    /// `kube-root-ca.crt`; None leaves that controller idle.
+    pub root_ca_pem: Option<String>,
 }
 
 /// What a controller gets to build itself: the client and the shared informers.
@@ -102,6 +107,8 @@ pub fn all() -> Vec<Descriptor> {
         Descriptor { name: "endpointslice", start: endpointslice::start },
         Descriptor { name: "endpoints", start: endpoints::start },
         Descriptor { name: "endpointslicemirroring", start: endpointslicemirroring::start },
+        Descriptor { name: "serviceaccount", start: serviceaccount::start },
+        Descriptor { name: "root-ca-cert-publisher", start: rootcacertpublisher::start },
     ]
 }
 
