@@ -459,3 +459,27 @@ async fn api_source_reads_through_the_api_server_and_refresh_follows_updates() {
     assert!(volumes::refresh(&vctx, &source).await.expect("refresh"));
     assert_eq!(fs::read_to_string(vol.join("tls.crt")).expect("tls.crt"), new_cert);
 }
+
+#[tokio::test]
+async fn container_mounts_of_a_secret_key_sub_path_and_the_whole_volume() {
+    let dir = PodDir::new();
+    let ctx = Ctx::new();
+    let p = pod(json!([{"name": "secret-volume", "secret": {"secretName": "nginxsecret"}}]));
+    let source = MapSource::default();
+    source.put_secret(tls_secret(CERT));
+    let prepared = volumes::prepare(&ctx.volume_ctx(&p, dir.path()), &source).await.expect("volumes ready");
+    let container: k8s_openapi::api::core::v1::Container =
+        serde_json::from_value(json!({"name": "nginx", "volumeMounts": [
+        {"name": "secret-volume", "mountPath": "/etc/nginx/ssl"},
+        {"name": "secret-volume", "mountPath": "/etc/ssl/cert.pem", "subPath": "tls.crt"}]}))
+        .expect("a valid container");
+    let mounts = volumes::container_mounts(&container, &prepared).expect("mounts");
+    assert_eq!(mounts.len(), 2);
+    assert_eq!(mounts[0].host_path, prepared.host_path("secret-volume").expect("volume"));
+    assert!(mounts.iter().all(|m| m.read_only), "secret volumes are read-only in containers");
+    // A key mounted alone is the file itself, inside the current data directory.
+    let file = &mounts[1].host_path;
+    assert!(file.is_file() && !fs::symlink_metadata(file).expect("stat").file_type().is_symlink());
+    assert!(file.parent().expect("parent").file_name().expect("name").to_string_lossy().starts_with("..2"));
+    assert_eq!(fs::read_to_string(file).expect("read"), CERT);
+}

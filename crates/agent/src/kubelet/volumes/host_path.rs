@@ -101,6 +101,11 @@ pub fn inspect(path: &Path) -> io::Result<Found> {
 /// a mismatch. Created directories are 0755 and created files 0644, as kubelet makes them.
 pub fn check(path: &str, type_: &str) -> Result<(), String> {
     let p = Path::new(path);
+    // API validation requires an absolute path; a relative one would be resolved against the
+    // agent's working directory, so it is refused rather than guessed at.
+    if !p.is_absolute() {
+        return Err(format!("hostPath {path:?} is not an absolute path"));
+    }
     let found = inspect(p).map_err(|e| format!("hostPath type check failed: {path}: {e}"))?;
     match plan(path, type_, found)? {
         Action::Nothing => Ok(()),

@@ -190,6 +190,11 @@ fn host_path_check_creates_what_the_type_asks_for() {
     host_path::check(f.to_str().expect("utf-8"), "File").expect("a file");
     assert!(host_path::check(d.to_str().expect("utf-8"), "File").is_err());
     assert!(host_path::check(dir.path().join("nope").to_str().expect("utf-8"), "Directory").is_err());
+    assert_eq!(
+        host_path::check("relative/dir", "DirectoryOrCreate"),
+        Err("hostPath \"relative/dir\" is not an absolute path".to_owned())
+    );
+    assert!(!Path::new("relative").exists());
 }
 
 #[test]
