@@ -36,6 +36,8 @@ pub struct Proxier {
     owners: HashMap<(MapName, String), ServiceKey>,
     applied_config: Option<RulesConfig>,
     needs_full: bool,
+    /// The shared `pick-N` chains the table has.
+    picks: BTreeSet<String>,
     health: BTreeMap<ServiceKey, (u16, usize)>,
 }
 
@@ -48,6 +50,7 @@ impl Proxier {
             owners: HashMap::new(),
             applied_config: None,
             needs_full: true,
+            picks: BTreeSet::new(),
             health: BTreeMap::new(),
         }
     }
@@ -160,7 +163,8 @@ impl Proxier {
             .filter(|(k, f)| self.applied.get(k) != f.as_ref())
             .map(|(k, f)| Change { key: k, old: self.applied.get(k), new: f.as_ref() })
             .collect();
-        let script = rules::delta_script(&self.config.table, &changes);
+        let mut picks = self.picks.clone();
+        let script = rules::delta_script(&self.config.table, &changes, &mut picks);
         let flushes = conntrack_flushes(&changes);
         if !script.is_empty() {
             let t = Instant::now();
@@ -169,6 +173,7 @@ impl Proxier {
             outcome.script_bytes = script.len();
             self.backend.flush_conntrack(&flushes);
         }
+        self.picks = picks;
         for (key, frag) in news {
             self.set_applied(key, frag);
         }
@@ -228,6 +233,7 @@ impl Proxier {
         outcome.apply = t.elapsed();
         outcome.script_bytes = script.len();
         result?;
+        self.picks = self.applied.values().flat_map(|f| f.picks.iter().cloned()).collect();
         let changes: Vec<Change<'_>> = old
             .iter()
             .map(|(k, f)| Change { key: k, old: Some(f), new: self.applied.get(k) })

@@ -38,16 +38,20 @@ pub enum MapName {
     NoEndpointServices,
     NoEndpointNodeports,
     FirewallIps,
+    Endpoints,
+    EndpointChains,
 }
 
 impl MapName {
-    pub const ALL: [MapName; 6] = [
+    pub const ALL: [MapName; 8] = [
         MapName::ClusterIps,
         MapName::ServiceIps,
         MapName::ServiceNodeports,
         MapName::NoEndpointServices,
         MapName::NoEndpointNodeports,
         MapName::FirewallIps,
+        MapName::Endpoints,
+        MapName::EndpointChains,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +62,8 @@ impl MapName {
             MapName::NoEndpointServices => "no-endpoint-services",
             MapName::NoEndpointNodeports => "no-endpoint-nodeports",
             MapName::FirewallIps => "firewall-ips",
+            MapName::Endpoints => "endpoints",
+            MapName::EndpointChains => "endpoint-chains",
         }
     }
 
@@ -69,6 +75,9 @@ impl MapName {
         match self {
             MapName::ClusterIps => "set cluster-ips { type ipv4_addr; }",
             MapName::ServiceNodeports | MapName::NoEndpointNodeports => "{ type inet_proto . inet_service : verdict; }",
+            // Keyed by frontend and the index `pick-N` drew into the connection mark.
+            MapName::Endpoints => "{ type ipv4_addr . inet_proto . inet_service . mark : ipv4_addr . inet_service; }",
+            MapName::EndpointChains => "{ type ipv4_addr . inet_proto . inet_service . mark : verdict; }",
             _ => "{ type ipv4_addr . inet_proto . inet_service : verdict; }",
         }
     }
@@ -95,6 +104,8 @@ pub struct Fragment {
     pub chains: BTreeMap<String, Vec<String>>,
     /// (map, key) → value; the value is empty for set elements.
     pub elements: BTreeMap<(MapName, String), String>,
+    /// Shared `pick-N` chains the fragment's elements jump to (created on first use).
+    pub picks: BTreeSet<String>,
     /// ClientIP affinity sets: name → timeout in seconds.
     pub affinity_sets: BTreeMap<String, u32>,
     pub udp: Vec<UdpPort>,
@@ -109,7 +120,23 @@ fn usable(eps: impl Iterator<Item = PortEndpoint> + Clone) -> Vec<PortEndpoint> 
     if !ready.is_empty() { ready } else { eps.filter(|e| e.fallback).collect() }
 }
 
+/// One address (and port) where a Service port is reached, and the endpoints behind it.
+struct Frontend {
+    /// The `endpoints` map key prefix: "ip . proto . port".
+    key: String,
+    eps: Vec<PortEndpoint>,
+    /// Traffic from outside the cluster arriving here is masqueraded (policy Cluster).
+    masquerade: bool,
+    /// The chain name suffix for affinity chains: "svc" for the ClusterIP, "ext" otherwise.
+    kind: &'static str,
+}
+
 /// Builds the fragment of one Service. `endpoints` gives the endpoints of each port.
+///
+/// A Service without ClientIP affinity owns no chain at all, only map elements: its
+/// frontends point at a shared `pick-N` chain, which draws a random index below N into the
+/// connection's mark, and the shared `dispatch` chain DNATs through the `endpoints` map
+/// keyed by destination, port and index. An endpoint change is then a few element updates.
 pub fn service_fragment(
     cfg: &RulesConfig,
     svc: &Service,
@@ -150,41 +177,30 @@ pub fn service_fragment(
             }
             continue;
         }
-        let svc_chain = format!("svc/{base}");
         let internal = if svc.internal_local { &local } else { &cluster };
-        let rules = dispatch(&mut frag, &base, port.protocol, internal, svc.affinity_timeout);
-        frag.chains.insert(svc_chain.clone(), rules);
+        let external = if svc.external_local { &local } else { &cluster };
+        let mut fronts = Vec::new();
         if let Some(ip) = svc.cluster_ip.filter(|ip| !is_dns(*ip)) {
-            frag.elements.insert((MapName::ServiceIps, ip_key(ip)), format!("goto {svc_chain}"));
+            fronts.push((Frontend { key: ip_key(ip), eps: internal.clone(), masquerade: false, kind: "svc" }, true));
         }
-        if port.node_port.is_none() && external_ips.is_empty() {
-            continue;
-        }
-        let ext_chain = format!("ext/{base}");
-        let mut ext = Vec::new();
-        if svc.external_local {
-            // Pods and the node itself still reach every endpoint (kube-proxy's short-cut):
-            // only traffic from outside is kept local and keeps its source address.
-            if let Some(cc) = cfg.cluster_cidr {
-                ext.push(format!("ip saddr {cc} goto {svc_chain}"));
-            }
-            ext.push("fib saddr type local jump mark-for-masquerade".into());
-            ext.push(format!("fib saddr type local goto {svc_chain}"));
-            ext.extend(dispatch(&mut frag, &base, port.protocol, &local, svc.affinity_timeout));
-        } else {
-            ext.push("jump mark-for-masquerade".into());
-            if internal == &cluster {
-                ext.push(format!("goto {svc_chain}"));
-            } else {
-                ext.extend(dispatch(&mut frag, &base, port.protocol, &cluster, svc.affinity_timeout));
-            }
-        }
-        frag.chains.insert(ext_chain.clone(), ext);
         for ip in external_ips.iter().copied().filter(|ip| !is_dns(*ip)) {
-            frag.elements.insert((MapName::ServiceIps, ip_key(ip)), format!("goto {ext_chain}"));
+            let masquerade = !svc.external_local;
+            fronts.push((Frontend { key: ip_key(ip), eps: external.clone(), masquerade, kind: "ext" }, true));
         }
         if let Some(np) = port.node_port {
-            frag.elements.insert((MapName::ServiceNodeports, format!("{proto} . {np}")), format!("goto {ext_chain}"));
+            for ip in &cfg.node_ips {
+                let key = format!("{ip} . {proto} . {np}");
+                let masquerade = !svc.external_local;
+                fronts.push((Frontend { key, eps: external.clone(), masquerade, kind: "ext" }, false));
+            }
+        }
+        for (front, by_ip) in &fronts {
+            let verdict = frontend(&mut frag, &base, port.protocol, front, svc.affinity_timeout);
+            if *by_ip {
+                frag.elements.insert((MapName::ServiceIps, front.key.clone()), verdict);
+            } else if let Some(np) = port.node_port {
+                frag.elements.insert((MapName::ServiceNodeports, format!("{proto} . {np}")), verdict);
+            }
         }
         if !svc.load_balancer_source_ranges.is_empty() && !svc.load_balancer_ips.is_empty() {
             let fw_chain = format!("fw/{base}");
@@ -201,35 +217,32 @@ pub fn service_fragment(
     frag
 }
 
-/// The rules that pick one of `eps` and DNAT to it. Without affinity this is one rule with
-/// an anonymous `numgen` map, so a Service costs one chain however many endpoints it has;
-/// with ClientIP affinity each endpoint gets a chain that records the client in a timed set.
-fn dispatch(
-    frag: &mut Fragment,
-    base: &str,
-    proto: Protocol,
-    eps: &[PortEndpoint],
-    affinity: Option<u32>,
-) -> Vec<String> {
-    let p = proto.nft();
-    if eps.is_empty() {
+/// Adds the elements (and, with affinity, the chains) that send traffic arriving at
+/// `front` to one of its endpoints, and returns the verdict that starts it.
+fn frontend(frag: &mut Fragment, base: &str, proto: Protocol, front: &Frontend, affinity: Option<u32>) -> String {
+    let n = front.eps.len();
+    if n == 0 {
         // Only possible under a Local traffic policy: kube-proxy drops such traffic.
-        return vec!["drop".into()];
+        return "drop".into();
     }
     let Some(timeout) = affinity else {
-        if let [e] = eps {
-            return vec![format!("meta l4proto {p} dnat to {}:{}", e.ip, e.port)];
+        for (i, e) in front.eps.iter().enumerate() {
+            frag.elements
+                .insert((MapName::Endpoints, format!("{} . {i}", front.key)), format!("{} . {}", e.ip, e.port));
         }
-        let map: Vec<String> = eps.iter().enumerate().map(|(i, e)| format!("{i} : {} . {}", e.ip, e.port)).collect();
-        return vec![format!(
-            "meta l4proto {p} dnat ip addr . port to numgen random mod {} map {{ {} }}",
-            eps.len(),
-            map.join(", ")
-        )];
+        let pick = if front.masquerade { format!("ext-pick-{n}") } else { format!("pick-{n}") };
+        let verdict = format!("goto {pick}");
+        frag.picks.insert(pick);
+        return verdict;
     };
+    // ClientIP affinity: a chain per endpoint records the client in a timed set, and the
+    // Service's chain sends a client found in one of those sets back to the same endpoint.
+    let chain = format!("{}/{base}/{}", front.kind, if front.masquerade { "masq" } else { "direct" });
     let mut rules = Vec::new();
-    let mut targets = Vec::new();
-    for e in eps {
+    if front.masquerade {
+        rules.push("jump mark-for-masquerade".to_string());
+    }
+    for (i, e) in front.eps.iter().enumerate() {
         let ep_chain = format!("ep/{base}/{}/{}", e.ip, e.port);
         // The timeout is part of the set's name: a new timeout makes a new set, and the old
         // one is deleted once the chains that use it are refilled.
@@ -237,17 +250,30 @@ fn dispatch(
         frag.affinity_sets.insert(set.clone(), timeout);
         frag.chains.insert(
             ep_chain.clone(),
-            vec![format!("update @{set} {{ ip saddr }}"), format!("meta l4proto {p} dnat to {}:{}", e.ip, e.port)],
+            vec![
+                format!("update @{set} {{ ip saddr }}"),
+                format!("meta l4proto {} dnat to {}:{}", proto.nft(), e.ip, e.port),
+            ],
         );
         rules.push(format!("ip saddr @{set} goto {ep_chain}"));
-        targets.push(ep_chain);
+        frag.elements.insert((MapName::EndpointChains, format!("{} . {i}", front.key)), format!("goto {ep_chain}"));
     }
-    if let [t] = targets.as_slice() {
-        rules.push(format!("goto {t}"));
-    } else {
-        let vmap: Vec<String> = targets.iter().enumerate().map(|(i, t)| format!("{i} : goto {t}")).collect();
-        rules.push(format!("numgen random mod {} vmap {{ {} }}", targets.len(), vmap.join(", ")));
+    rules.push(format!("ct mark set numgen random mod {n} goto dispatch"));
+    frag.chains.insert(chain.clone(), rules);
+    format!("goto {chain}")
+}
+
+/// The rules of a shared `pick-N` or `ext-pick-N` chain.
+fn pick_rules(name: &str) -> Vec<String> {
+    let (masq, n) = match name.strip_prefix("ext-pick-") {
+        Some(n) => (true, n),
+        None => (false, name.trim_start_matches("pick-")),
+    };
+    let mut rules = Vec::new();
+    if masq {
+        rules.push("jump mark-for-masquerade".to_string());
     }
+    rules.push(format!("ct mark set numgen random mod {n} goto dispatch"));
     rules
 }
 
@@ -320,6 +346,17 @@ fn static_chains(cfg: &RulesConfig) -> Vec<StaticChain> {
     masq.push("masquerade fully-random".into());
     out.push(chain("masquerading", None, masq));
     out.push(chain("reject-chain", None, vec!["reject".into()]));
+    let mut dispatch: Vec<String> = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+        .iter()
+        .map(|p| {
+            format!(
+                "meta l4proto {} dnat ip addr . port to ip daddr . meta l4proto . th dport . ct mark map @endpoints",
+                p.nft()
+            )
+        })
+        .collect();
+    dispatch.push("ip daddr . meta l4proto . th dport . ct mark vmap @endpoint-chains".into());
+    out.push(chain("dispatch", None, dispatch));
     out
 }
 
@@ -359,6 +396,10 @@ pub fn full_script<'a>(
             }
         }
     }
+    let picks: BTreeSet<&String> = fragments.clone().flat_map(|f| f.picks.iter()).collect();
+    for name in &picks {
+        let _ = writeln!(s, "add chain ip {t} {name}");
+    }
     for frag in fragments.clone() {
         for name in frag.chains.keys() {
             let _ = writeln!(s, "add chain ip {t} {name}");
@@ -367,6 +408,11 @@ pub fn full_script<'a>(
     for c in &statics {
         for r in &c.rules {
             let _ = writeln!(s, "add rule ip {t} {} {r}", c.name);
+        }
+    }
+    for name in &picks {
+        for r in pick_rules(name) {
+            let _ = writeln!(s, "add rule ip {t} {name} {r}");
         }
     }
     for frag in fragments.clone() {
@@ -424,6 +470,7 @@ pub fn expected_names<'a>(
     sets.insert("nodeport-ips".into());
     for f in fragments {
         chains.extend(f.chains.keys().cloned());
+        chains.extend(f.picks.iter().cloned());
         sets.extend(f.affinity_sets.keys().cloned());
     }
     (chains, sets)
@@ -440,10 +487,23 @@ pub struct Change<'a> {
 /// touching nothing else: new sets and chains are added, changed chains are flushed and
 /// refilled, changed elements are deleted and re-added, and what is gone is deleted last,
 /// once nothing refers to it. It is one transaction, so no packet sees a half-done state.
-pub fn delta_script(table: &str, changes: &[Change<'_>]) -> String {
+///
+/// `picks` holds the shared `pick-N` chains the table has; new ones are created (and added to
+/// it) here. They are tiny and never deleted by a delta; a full sync drops unused ones.
+pub fn delta_script(table: &str, changes: &[Change<'_>], picks: &mut BTreeSet<String>) -> String {
     let t = table;
     let empty = Fragment::default();
     let mut s = String::new();
+    for c in changes {
+        for name in c.new.iter().flat_map(|f| f.picks.iter()) {
+            if picks.insert(name.clone()) {
+                let _ = writeln!(s, "add chain ip {t} {name}");
+                for r in pick_rules(name) {
+                    let _ = writeln!(s, "add rule ip {t} {name} {r}");
+                }
+            }
+        }
+    }
     let mut dels: BTreeMap<MapName, Vec<String>> = BTreeMap::new();
     let mut adds: BTreeMap<MapName, Vec<String>> = BTreeMap::new();
     let mut gone_chains = Vec::new();

@@ -190,8 +190,10 @@ fn edge_cases_are_programmed_without_error() {
     h.model.lock().upsert_service(Service::cluster_ip(key("odd"), WEB, vec![tcp_port(80, None)]));
     h.model.lock().upsert_slice(odd);
     h.sync();
-    let listing = sh(&h.node.node, &format!("nft list chain ip {TABLE} svc/default/big/tcp/80"));
-    assert!(listing.contains("numgen random mod 5000"), "{}", &listing[..listing.len().min(300)]);
+    let listing = sh(&h.node.node, &format!("nft list chain ip {TABLE} pick-5000"));
+    assert!(listing.contains("numgen random mod 5000"), "{listing}");
+    let map = sh(&h.node.node, &format!("nft list map ip {TABLE} endpoints"));
+    assert_eq!(map.matches("10.96.0.30 . tcp . 80 . ").count(), 5000, "every endpoint is in the map");
     // The port changes protocol: TCP 80 becomes UDP 80.
     let mut svc = Service::cluster_ip(key("big"), big_ip, vec![tcp_port(80, None)]);
     svc.ports[0].protocol = Protocol::Udp;
@@ -214,7 +216,7 @@ fn a_hand_changed_ruleset_is_repaired_by_a_resync() {
     sh(
         &h.node.node,
         &format!(
-            "nft flush chain ip {TABLE} svc/default/web/tcp/80 && \
+            "nft flush chain ip {TABLE} dispatch && \
              nft delete element ip {TABLE} service-ips '{{ 10.96.0.20 . tcp . 80 }}' && \
              nft add chain ip {TABLE} intruder && \
              nft add element ip {TABLE} no-endpoint-services '{{ 10.96.0.20 . tcp . 80 : goto reject-chain }}'"

@@ -134,14 +134,17 @@ impl Drop for Node {
     }
 }
 
-/// A tiny TCP server in a pod namespace; stopped by flag (its accept loop polls).
+/// A tiny TCP server in a pod namespace. It blocks in accept (a poll would add its interval
+/// to every measured connection); stopping shuts the listening socket down, which wakes it.
 struct Server {
     stop: Arc<AtomicBool>,
+    fd: std::os::fd::RawFd,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
     fn start(ns: &str, id: usize, port: u16) -> Server {
+        use std::os::fd::AsRawFd as _;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
         let ns = ns.to_string();
@@ -149,24 +152,23 @@ impl Server {
         let thread = std::thread::spawn(move || {
             enter(&ns);
             let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
-            listener.set_nonblocking(true).expect("nonblocking");
-            tx.send(()).expect("ready");
+            tx.send(listener.as_raw_fd()).expect("ready");
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, peer)) => {
                         std::thread::spawn(move || handle(conn, peer, id));
                     }
-                    // Polling keeps the loop stoppable without a wake-up connection.
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    Err(_) => break,
                 }
             }
         });
-        rx.recv().expect("server started");
-        Server { stop, thread: Some(thread) }
+        let fd = rx.recv().expect("server started");
+        Server { stop, fd, thread: Some(thread) }
     }
 
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = nix::sys::socket::shutdown(self.fd, nix::sys::socket::Shutdown::Both);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
