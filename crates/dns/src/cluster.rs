@@ -88,14 +88,23 @@ where
 
 /// Makes `ip` (the kube-dns ClusterIP) an address of the current network namespace, on a
 /// dummy link of its own, so that packets to it are delivered to the local server.
-/// Idempotent.
+/// Idempotent. A kernel without the dummy driver (some sandboxes lack the module) gets the
+/// address on `lo` instead: Linux delivers locally any packet to any local address, on
+/// whichever link it arrives, so the effect is the same.
 pub fn setup_local_address(ip: Ipv4Addr) -> Result<(), DnsError> {
-    match ip_cmd(&["link", "add", LOCAL_LINK, "type", "dummy"]) {
-        Err(DnsError::IpCommand { stderr, .. }) if stderr.contains("File exists") => {}
-        r => r?,
-    }
-    ip_cmd(&["link", "set", LOCAL_LINK, "up"])?;
-    ip_cmd(&["addr", "replace", &format!("{ip}/32"), "dev", LOCAL_LINK])
+    let link = match ip_cmd(&["link", "add", LOCAL_LINK, "type", "dummy"]) {
+        Ok(()) => LOCAL_LINK,
+        Err(DnsError::IpCommand { stderr, .. }) if stderr.contains("File exists") => LOCAL_LINK,
+        Err(DnsError::IpCommand { stderr, .. })
+            if stderr.contains("Unknown device type") || stderr.contains("not supported") =>
+        {
+            tracing::info!(%ip, "no dummy link support in this kernel; the DNS address goes on lo");
+            "lo"
+        }
+        Err(e) => return Err(e),
+    };
+    ip_cmd(&["link", "set", link, "up"])?;
+    ip_cmd(&["addr", "replace", &format!("{ip}/32"), "dev", link])
 }
 
 fn ip_cmd(args: &[&str]) -> Result<(), DnsError> {

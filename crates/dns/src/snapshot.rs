@@ -85,11 +85,18 @@ impl Snapshot {
         self.serial
     }
 
-    /// Every record of the cluster zone in master-file format (RFC 1035 §5), SOA first, for
-    /// a reference server to load the same data (the benchmark does).
-    pub fn zone_file(&self) -> String {
-        let Some(apex) = self.zones.first() else { return String::new() };
-        let mut owners: Vec<&Box<[u8]>> = self.names.iter().filter(|(_, n)| n.zone == 0).map(|(k, _)| k).collect();
+    /// The apexes of the zones we are authoritative for, dotted.
+    pub fn zones(&self) -> Vec<String> {
+        self.zones.iter().filter(|z| z.authoritative).map(|z| wire::name_to_string(&z.name)).collect()
+    }
+
+    /// Every record of the zone `apex` (one of `zones()`) in master-file format (RFC 1035
+    /// §5), SOA first, for a reference server to load the same data (the benchmark does).
+    pub fn zone_file(&self, apex: &str) -> String {
+        let Some(wire_apex) = wire::encode_name(apex) else { return String::new() };
+        let Some(zi) = self.zones.iter().position(|z| *z.name == *wire_apex) else { return String::new() };
+        let mut owners: Vec<&Box<[u8]>> =
+            self.names.iter().filter(|(_, n)| usize::from(n.zone) == zi).map(|(k, _)| k).collect();
         owners.sort_by_key(|o| (o.len(), o.to_vec()));
         let mut out = String::new();
         for owner in owners {
@@ -112,7 +119,6 @@ impl Snapshot {
                 }
             }
         }
-        let _ = apex;
         out
     }
 

@@ -407,7 +407,7 @@ fn read_answers_expands_compressed_names() {
 
 #[test]
 fn zone_file_lists_every_record() {
-    let z = snap().zone_file();
+    let z = snap().zone_file("cluster.local");
     assert!(z.starts_with("cluster.local. 30 IN SOA "), "{}", &z[..80.min(z.len())]);
     assert!(z.contains("my-nginx.default.svc.cluster.local. 30 IN A 10.96.0.100\n"));
     assert!(z.contains(
