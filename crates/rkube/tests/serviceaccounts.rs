@@ -243,3 +243,43 @@ fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// End to end on `rkube up`: the kubelet mounts the token volume the admission added, and a
+/// process in the pod reaches the API through the `kubernetes` Service with nothing but what
+/// is mounted, as in-cluster clients (`load_incluster_config()`) do. Needs root, runc and the
+/// images `images/build.sh` makes.
+#[test]
+fn pods_reach_the_api_with_their_mounted_token() {
+    use support::cluster::{Cluster, is_ready, text};
+    let c = Cluster::up(1, &[]);
+    let ns = format!("rkt-sae-{}", std::process::id());
+    c.kubectl_ok(&["create", "namespace", &ns]);
+    c.kubectl_ok(&["run", "sa-probe", "-n", &ns, "--image=radial/busyboxplus:curl", "--", "sleep", "3600"]);
+    c.eventually(Duration::from_secs(90), "the probe pod to be ready", || {
+        let pod = c.get_json(&["pod", "sa-probe", "-n", &ns]);
+        is_ready(&pod).then_some(())
+    });
+    let mounted =
+        |file: &str| c.kubectl_ok(&["exec", "-n", &ns, "sa-probe", "--", "cat", &format!("{TOKEN_MOUNT_PATH}/{file}")]);
+    assert_eq!(mounted("namespace"), ns);
+    let ca = std::fs::read_to_string(c.data().join("server/tls/ca.crt")).expect("ca.crt");
+    assert_eq!(mounted("ca.crt"), ca);
+    let token = mounted("token");
+    assert!(token.starts_with("eyJ") && token.split('.').count() == 3, "{token}");
+
+    // From inside the pod, as an in-cluster client: the Service name, the mounted CA and token.
+    let script = format!(
+        "curl -sS --max-time 20 --cacert {TOKEN_MOUNT_PATH}/ca.crt -H \"Authorization: Bearer $(cat {TOKEN_MOUNT_PATH}/token)\" \
+         https://kubernetes.default.svc/api/v1/namespaces/$(cat {TOKEN_MOUNT_PATH}/namespace)/pods/sa-probe"
+    );
+    let out = c.kubectl(&["exec", "-n", &ns, "sa-probe", "--", "sh", "-c", &script]);
+    let body: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not JSON: {}\n{}", text(&out), c.logs()));
+    assert_eq!(body["metadata"]["name"], "sa-probe", "{body}");
+    let unauthenticated = format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' --max-time 20 --cacert {TOKEN_MOUNT_PATH}/ca.crt \
+         -H 'Authorization: Bearer {token}x' https://kubernetes.default.svc/api/v1/namespaces/{ns}/pods"
+    );
+    let out = c.kubectl_ok(&["exec", "-n", &ns, "sa-probe", "--", "sh", "-c", &unauthenticated]);
+    assert_eq!(out.trim(), "401", "a tampered token");
+}
