@@ -38,7 +38,7 @@ fn dig_in(ns: &str, args: &[&str]) -> String {
 #[test]
 fn serves_the_cluster_ip_inside_a_node_namespace() {
     let name = format!("rkt-{}-dns", std::process::id());
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    let _ = Command::new("ip").args(["netns", "del", &name]).stderr(std::process::Stdio::null()).status();
     ip(&["netns", "add", &name]);
     let ns = Namespace(name.clone());
     ip(&["-n", &name, "link", "set", "lo", "up"]);
