@@ -483,3 +483,52 @@ async fn container_mounts_of_a_secret_key_sub_path_and_the_whole_volume() {
     assert!(file.parent().expect("parent").file_name().expect("name").to_string_lossy().starts_with("..2"));
     assert_eq!(fs::read_to_string(file).expect("read"), CERT);
 }
+
+#[tokio::test]
+async fn an_admitted_pods_kube_api_access_volume_gets_a_bound_token_from_the_api_server() {
+    use base64::Engine;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    use rkube_agent::kubelet::source::ApiSource;
+
+    let api = ApiFixture::start().await;
+    // No controllers run here, so the default ServiceAccount the admission needs is made by hand.
+    let accounts: Api<ServiceAccount> = Api::namespaced(api.client.clone(), "default");
+    let mut sa = ServiceAccount::default();
+    sa.metadata.name = Some("default".to_owned());
+    if let Err(e) = accounts.create(&PostParams::default(), &sa).await {
+        assert!(matches!(&e, kube::Error::Api(s) if s.code == 409), "create the ServiceAccount: {e}");
+    }
+    let pods: Api<Pod> = Api::namespaced(api.client.clone(), "default");
+    let new_pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "curl"}, "spec": {"containers": [{"name": "curl", "image": "curlimages/curl"}]}}))
+    .expect("a valid pod");
+    let admitted = pods.create(&PostParams::default(), &new_pod).await.expect("create the pod");
+    let volume = admitted
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name.starts_with("kube-api-access-")))
+        .expect("admission adds the kube-api-access volume")
+        .name
+        .clone();
+
+    let dir = PodDir::new();
+    let ctx = Ctx::new();
+    let source = ApiSource::new(api.client.clone());
+    let prepared = volumes::prepare(&ctx.volume_ctx(&admitted, dir.path()), &source).await.expect("volumes ready");
+    let vol = prepared.host_path(&volume).expect("the volume");
+    assert_eq!(fs::read_to_string(vol.join("namespace")).expect("namespace"), "default");
+    assert_eq!(fs::read_to_string(vol.join("ca.crt")).expect("ca.crt"), CERT, "the stand-in CA without the publisher");
+    let token = fs::read_to_string(vol.join("token")).expect("token");
+    let claims = token.split('.').nth(1).expect("a JWT");
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&claims).expect("JSON claims");
+    assert_eq!(claims["kubernetes.io"]["pod"]["name"], "curl");
+    assert_eq!(claims["kubernetes.io"]["pod"]["uid"], json!(admitted.metadata.uid));
+    assert_eq!(claims["sub"], "system:serviceaccount:default:default");
+
+    // The token is kept on a second pass, since it is far from expiring.
+    volumes::prepare(&ctx.volume_ctx(&admitted, dir.path()), &source).await.expect("again");
+    assert_eq!(fs::read_to_string(vol.join("token")).expect("token"), token);
+}
