@@ -275,7 +275,14 @@ impl ServiceLbController {
         if self.release(key, keep) {
             self.requeue_pending();
         }
-        let Some(status) = desired_status(&svc, pool, &decision) else { return Ok(None) };
+        let Some(status) = desired_status(&svc, pool, &decision) else {
+            // Still waiting: say why each time the Service is looked at, as MetalLB does, so
+            // that `kubectl describe` shows the reason after any change the user makes.
+            if let Decision::Pending(reason) = &decision {
+                self.events.event(svc.as_ref(), EventType::Warning, "AllocationFailed", reason.clone());
+            }
+            return Ok(None);
+        };
         let mut next = (*svc).clone();
         next.status = Some(status);
         let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
