@@ -62,3 +62,39 @@ fn write(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(data).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openssl(args: &[&str]) -> String {
+        let out = std::process::Command::new("openssl").args(args).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// openssl reads what `rkube cert` writes as the tutorial's certificate: the subject, a
+    /// self-signed chain that verifies, the name as a SAN, and a key that belongs to it.
+    #[test]
+    fn openssl_accepts_the_certificate_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (key, crt) = (dir.path().join("nginx.key"), dir.path().join("nginx.crt"));
+        run(CertArgs { cn: "my-nginx".into(), org: None, key: key.clone(), cert: crt.clone(), days: 365 })
+            .expect("rkube cert");
+        let (k, c) = (key.to_str().expect("path"), crt.to_str().expect("path"));
+        let subject = openssl(&["x509", "-in", c, "-noout", "-subject"]);
+        assert!(subject.contains("CN = my-nginx") && subject.contains("O = my-nginx"), "{subject}");
+        assert!(openssl(&["verify", "-CAfile", c, c]).contains("OK"));
+        assert!(openssl(&["x509", "-in", c, "-noout", "-ext", "subjectAltName"]).contains("DNS:my-nginx"));
+        assert_eq!(openssl(&["x509", "-in", c, "-noout", "-pubkey"]), openssl(&["pkey", "-in", k, "-pubout"]));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).expect("stat").permissions());
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        assert!(make("", "o", 365).is_err());
+        assert!(make("my-nginx", "o", 0).is_err());
+        assert!(make("my-nginx", "o", 100_000).is_err());
+    }
+}
