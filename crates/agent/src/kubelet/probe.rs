@@ -64,11 +64,26 @@ enum Kind {
 /// Starts the container's probes. `wake` is notified whenever the published state changes.
 pub fn start(container: &Container, target: Target, wake: Arc<Notify>) -> Probers {
     let has_startup = container.startup_probe.is_some();
-    let state = Arc::new(Mutex::new(ProbeState {
+    let initial = ProbeState {
         started: !has_startup,
         ready: !has_startup && container.readiness_probe.is_none(),
         ..Default::default()
-    }));
+    };
+    start_from(container, target, wake, initial)
+}
+
+/// Starts the probes of a container that was already running (adopted after an agent
+/// restart), from the verdicts last reported for it, so that restarting the agent does not
+/// flap the pod's readiness while the probes run again.
+pub fn resume(container: &Container, target: Target, wake: Arc<Notify>, started: bool, ready: bool) -> Probers {
+    // A verdict without a probe behind it could never change again: derive it instead.
+    let started = started || container.startup_probe.is_none();
+    let ready = if container.readiness_probe.is_none() { started } else { ready && started };
+    start_from(container, target, wake, ProbeState { started, ready, ..Default::default() })
+}
+
+fn start_from(container: &Container, target: Target, wake: Arc<Notify>, initial: ProbeState) -> Probers {
+    let state = Arc::new(Mutex::new(initial));
     let started = Arc::new(Notify::new());
     let mut tasks = Vec::new();
     for (kind, probe) in [

@@ -383,6 +383,31 @@ impl Worker {
                 t.message = Some(message);
                 inst.exited = Some(t);
                 inst.probers = None;
+            } else if inst.probers.is_none() {
+                // Adopted after an agent restart: its probes start again from the verdicts
+                // the pod status last showed.
+                let reported = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|cs| cs.iter().find(|cs| cs.name == c.name));
+                let target = probe::Target {
+                    pod_ip: self
+                        .sandbox
+                        .as_ref()
+                        .and_then(|s| s.ip)
+                        .map(std::net::IpAddr::V4)
+                        .or(Some(std::net::IpAddr::V4(self.k.cfg.node_ip))),
+                    container_id: inst.id.clone(),
+                    runtime: self.k.runtime.clone(),
+                };
+                inst.probers = Some(probe::resume(
+                    c,
+                    target,
+                    self.wake.clone(),
+                    reported.and_then(|r| r.started).unwrap_or(true),
+                    reported.is_some_and(|r| r.ready),
+                ));
             } else if let Some(p) = inst.probers.as_ref() {
                 let state = p.state.lock().clone();
                 if !state.ready
@@ -505,7 +530,7 @@ impl Worker {
                 return;
             }
         };
-        let mounts = match super::volumes::container_mounts(c, volumes) {
+        let mounts = match super::volumes::container_mounts_with_env(c, volumes, &env) {
             Ok(m) => m,
             Err(e) => {
                 self.config_error(pod, rec, e.to_string());
