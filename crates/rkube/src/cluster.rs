@@ -218,6 +218,16 @@ async fn node_stop(args: NodeArgs) -> anyhow::Result<()> {
     // Off the network: the fabric side of the node's link goes down, so nothing reaches the
     // node or its pods and nothing leaves them, as when a machine's cable is pulled.
     set_uplink(&state, &node, false).await?;
+    // The killed agent may have been announcing LoadBalancer IPs; another node takes them
+    // over, so the stopped node must not answer for them when its link comes back up.
+    let label = format!("{}:lb", fabric::UPLINK);
+    let flushed = tokio::process::Command::new("ip")
+        .args(["-n", &node.netns, "addr", "flush", "dev", fabric::UPLINK, "label", &label])
+        .output()
+        .await;
+    if let Err(e) = flushed {
+        eprintln!("rkube: warning: removing LoadBalancer addresses from {node_name}: {e}");
+    }
     write_atomic(&dirs.node_stopped(&node_name), b"stopped\n")?;
     println!("node {node_name} stopped: agent killed, containers stopped, link down");
     Ok(())
