@@ -227,8 +227,14 @@ fn resp_content_type(headers: &http::HeaderMap) -> HeaderValue {
 fn stream_body(mut incoming: Incoming) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        while let Some(frame) = incoming.frame().await {
-            let Ok(frame) = frame else { break };
+        loop {
+            // A client that went away while the log is quiet (`logs -f`) must still close
+            // the connection to the node, so the agent stops following.
+            let frame = tokio::select! {
+                frame = incoming.frame() => frame,
+                _ = tx.closed() => break,
+            };
+            let Some(Ok(frame)) = frame else { break };
             if let Ok(data) = frame.into_data()
                 && tx.send(data).await.is_err()
             {

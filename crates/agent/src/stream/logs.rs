@@ -166,15 +166,21 @@ fn complete_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
     whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
 }
 
-/// Sends output to the client, cutting it at `limitBytes`. False once nothing more may be
-/// sent (the limit is reached or the client went away).
+/// Sends output to the client in chunks of up to [`CHUNK`], cutting it at `limitBytes`.
+/// `push` and `flush` return false once nothing more may be sent (the limit is reached or
+/// the client went away).
 struct Sink {
     tx: mpsc::Sender<Bytes>,
     left: Option<u64>,
+    pending: Vec<u8>,
 }
 
+/// Lines are batched into HTTP chunks of about this size: one chunk per line would cost
+/// far more than the line.
+const CHUNK: usize = 32 * 1024;
+
 impl Sink {
-    async fn send(&mut self, mut data: Vec<u8>) -> bool {
+    async fn push(&mut self, mut data: Vec<u8>) -> bool {
         if let Some(left) = self.left.as_mut() {
             if *left == 0 {
                 return false;
@@ -184,10 +190,19 @@ impl Sink {
             }
             *left -= data.len() as u64;
         }
-        if data.is_empty() {
+        self.pending.extend_from_slice(&data);
+        if self.pending.len() >= CHUNK && !self.flush().await {
+            return false;
+        }
+        self.left != Some(0)
+    }
+
+    async fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
             return true;
         }
-        self.tx.send(Bytes::from(data)).await.is_ok() && self.left != Some(0)
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        self.tx.send(chunk).await.is_ok()
     }
 }
 
@@ -205,7 +220,9 @@ pub(crate) async fn stream(
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        if let Err(e) = pump(file, &target, &opts, runtime.as_ref(), Sink { tx, left: opts.limit_bytes }).await {
+        if let Err(e) =
+            pump(file, &target, &opts, runtime.as_ref(), Sink { tx, left: opts.limit_bytes, pending: Vec::new() }).await
+        {
             tracing::debug!(error = %e, log = %target.log_path.display(), "streaming a log failed");
         }
     });
@@ -238,11 +255,12 @@ async fn pump(
         }
     }
     for line in first {
-        if !sink.send(line).await {
+        if !sink.push(line).await {
+            sink.flush().await;
             return Ok(());
         }
     }
-    if !opts.follow {
+    if !sink.flush().await || !opts.follow {
         return Ok(());
     }
     let mut last_check = tokio::time::Instant::now();
@@ -261,10 +279,14 @@ async fn pump(
             for raw in complete_lines(&mut buf) {
                 let Some(entry) = parse_cri_line(&raw) else { continue };
                 if let Some(line) = lines.push(entry, opts)
-                    && !sink.send(line).await
+                    && !sink.push(line).await
                 {
+                    sink.flush().await;
                     return Ok(());
                 }
+            }
+            if !sink.flush().await {
+                return Ok(());
             }
             continue;
         }
