@@ -263,6 +263,11 @@ impl Session {
                             _ = &mut reader => Outcome::Success,
                         }
                     }
+                    None if copies.is_empty() => {
+                        // Stdin only: the session lasts as long as the client keeps it.
+                        let _ = (&mut reader).await;
+                        Outcome::Success
+                    }
                     None => {
                         let outputs = futures::future::join_all(copies.iter_mut());
                         tokio::select! {
