@@ -417,6 +417,23 @@ mod tests {
         assert!(node_address(&json!({})).is_err());
     }
 
+    #[tokio::test]
+    async fn connections_go_through_the_node_dialer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::ensure(dir.path(), &[]).expect("pki");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let dialer: NodeDialer = Arc::new(move |addr| {
+            record.lock().expect("lock").push(addr);
+            Err(io::Error::new(io::ErrorKind::ConnectionRefused, "refused by the test dialer"))
+        });
+        let proxy = NodeProxy::new(&pki, Some(dialer)).expect("proxy");
+        let addr: SocketAddr = "10.1.2.3:10250".parse().expect("addr");
+        let err = proxy.connect(addr).await.err().expect("the dialer refuses");
+        assert_eq!(err.to_string(), "error dialing backend: refused by the test dialer");
+        assert_eq!(*seen.lock().expect("lock"), vec![addr]);
+    }
+
     #[test]
     fn encoding() {
         assert_eq!(encode("sh -c 'exit 3'"), "sh%20-c%20%27exit%203%27");
