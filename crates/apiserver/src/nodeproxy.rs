@@ -429,7 +429,7 @@ mod tests {
         });
         let proxy = NodeProxy::new(&pki, Some(dialer)).expect("proxy");
         let addr: SocketAddr = "10.1.2.3:10250".parse().expect("addr");
-        let err = proxy.connect(addr).await.err().expect("the dialer refuses");
+        let err = proxy.connect(addr).await.expect_err("the dialer refuses");
         assert_eq!(err.to_string(), "error dialing backend: refused by the test dialer");
         assert_eq!(*seen.lock().expect("lock"), vec![addr]);
     }
