@@ -261,7 +261,8 @@ fn main() {
     nft(&node.node, &format!("delete table ip {BASE_TABLE}\n"));
     let base_full = nft(&node.node, &baseline_full(largest));
     let mut base_one = Vec::new();
-    for c in 0..changes {
+    // The baseline rewrites its 30,000-rule chain per change; fewer samples keep the run short.
+    for c in 0..changes.min(5) {
         let i = (c * 7919) % largest;
         let mut eps: Vec<(Ipv4Addr, u16)> = (0..ENDPOINTS).map(|k| (ep_ip(i, k), 8080)).collect();
         eps[c % ENDPOINTS].0 = Ipv4Addr::new(10, 44, (c / 250) as u8, (c % 250) as u8);

@@ -65,13 +65,12 @@ impl Backend for NftCli {
     }
 
     fn list(&mut self, table: &str) -> Result<Listing, ProxyError> {
-        let tables = run(Command::new("nft").args(["list", "tables", "ip"]), None)?;
-        if !tables.lines().any(|l| l.trim() == format!("table ip {table}")) {
-            return Ok(None);
-        }
-        // Terse (-t) leaves out set elements, which can be many.
-        let text = run(Command::new("nft").args(["-t", "list", "table", "ip", table]), None)?;
-        Ok(Some(parse_listing(&text)))
+        // `list chains` reads no set elements; listing the table (even with -t) would fetch
+        // every element of the endpoints map, seconds at 30,000 Services. Sets are therefore
+        // not listed: the only sets a rewrite cannot know are affinity sets of Services deleted
+        // while the proxy was down, which are empty-handed leftovers until the table is deleted.
+        let text = run(Command::new("nft").args(["list", "chains", "ip"]), None)?;
+        Ok(parse_chains(&text, table).map(|chains| (chains, Vec::new())))
     }
 
     fn flush_conntrack(&mut self, flushes: &[ConntrackFlush]) {
@@ -92,6 +91,26 @@ impl Backend for NftCli {
             }
         }
     }
+}
+
+/// Reads the chain names of `table` out of `nft list chains ip` output; `None` if the table
+/// is not there.
+pub fn parse_chains(text: &str, table: &str) -> Option<Vec<String>> {
+    let header = format!("table ip {table} {{");
+    let mut chains = None;
+    let mut inside = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("table ") {
+            inside = trimmed == header;
+            if inside {
+                chains.get_or_insert_with(Vec::new);
+            }
+        } else if inside && let Some(name) = trimmed.strip_prefix("chain ").and_then(|r| r.strip_suffix(" {")) {
+            chains.get_or_insert_with(Vec::new).push(name.trim_matches('"').to_string());
+        }
+    }
+    chains
 }
 
 /// Reads chain and set names out of `nft -t list table` output.
@@ -141,5 +160,17 @@ impl Backend for Recording {
 
     fn flush_conntrack(&mut self, flushes: &[ConntrackFlush]) {
         self.0.lock().flushes.extend_from_slice(flushes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_of_one_table_are_read_from_nft_list_chains() {
+        let text = "table ip other {\n\tchain a {\n\t}\n}\ntable ip rkube {\n\tchain nat-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t}\n\tchain pick-2 {\n\t}\n}\n";
+        assert_eq!(parse_chains(text, "rkube"), Some(vec!["nat-output".to_string(), "pick-2".to_string()]));
+        assert_eq!(parse_chains(text, "missing"), None);
     }
 }
