@@ -559,8 +559,10 @@ async fn is_healthy(dirs: &ClusterDirs, state: &ClusterState) -> bool {
 
 fn print_summary(dirs: &ClusterDirs, layout: &FabricLayout) {
     for node in &layout.nodes {
-        println!("  {}  InternalIP {}  podCIDR {}", node.netns, node.internal_ip(), node.pod_cidr);
+        let external = external_ip(node).map(|ip| format!("  ExternalIP {ip}")).unwrap_or_default();
+        println!("  {}  InternalIP {}{external}  podCIDR {}", node.netns, node.internal_ip(), node.pod_cidr);
     }
+    println!("  LoadBalancer IPs from {}, reachable from `rkube outside`", lb_pool(layout.api_ip()));
     println!("export KUBECONFIG={}", dirs.admin_kubeconfig().display());
 }
 
