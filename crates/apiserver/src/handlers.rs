@@ -738,6 +738,9 @@ impl Api {
                 };
             }
         }
+        if !status_only {
+            strategy.prepare_for_update(&mut new, cur);
+        }
         strategy.default(&mut new);
         if strategy.has_status_subresource()
             && obj_has_spec(resource)

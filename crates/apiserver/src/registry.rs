@@ -140,6 +140,10 @@ pub trait Strategy: Sync {
     /// Shapes a new object before it is stored, e.g. resets its status.
     fn prepare_for_create(&self, _obj: &mut Value) {}
 
+    /// Shapes an update before defaulting and validation, given the stored object, e.g.
+    /// drops fields the update made meaningless.
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
     /// Whether this kind has a status that only its `status` subresource may change,
     /// and a spec whose changes bump `metadata.generation`.
     fn has_status_subresource(&self) -> bool {

@@ -312,6 +312,43 @@ fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
+/// Upstream's `dropTypeDependentFields` (pkg/registry/core/service/strategy.go): when an
+/// update changes a Service's type so that a field no longer applies, and the update left
+/// that field as it was, the field is dropped rather than the update rejected. So
+/// `kubectl patch` from NodePort to ClusterIP works without also clearing every nodePort.
+pub fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
+    let ty = |v: &Value| v["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+    let (old_ty, new_ty) = (ty(old), ty(new));
+    let external = |t: &str| t == "NodePort" || t == "LoadBalancer";
+    let node_ports = |v: &Value| -> Vec<Value> {
+        v["spec"]["ports"].as_array().map(|ps| ps.iter().map(|p| p["nodePort"].clone()).collect()).unwrap_or_default()
+    };
+    let same_node_ports = node_ports(new) == node_ports(old);
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let unchanged = |spec: &serde_json::Map<String, Value>, field: &str| spec.get(field) == old["spec"].get(field);
+    if external(&old_ty) && !external(&new_ty) && same_node_ports {
+        for p in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(p) = p.as_object_mut() {
+                p.remove("nodePort");
+            }
+        }
+    }
+    if old_ty == "LoadBalancer" && new_ty != "LoadBalancer" {
+        for field in ["loadBalancerClass", "allocateLoadBalancerNodePorts"] {
+            if unchanged(spec, field) {
+                spec.remove(field);
+            }
+        }
+    }
+    if !external(&new_ty) && unchanged(spec, "externalTrafficPolicy") {
+        spec.remove("externalTrafficPolicy");
+    }
+    let local = spec.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local");
+    if !(new_ty == "LoadBalancer" && local) && unchanged(spec, "healthCheckNodePort") {
+        spec.remove("healthCheckNodePort");
+    }
+}
+
 pub struct ServiceStrategy;
 impl Strategy for ServiceStrategy {
     typed!(core::Service);
@@ -340,6 +377,9 @@ impl Strategy for ServiceStrategy {
             }
         }
         default_field(child(obj, "status"), "loadBalancer", json!({}));
+    }
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        drop_type_dependent_fields(new, old);
     }
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errs = validate_metadata(obj, NameRule::Label, true);
@@ -613,6 +653,21 @@ impl Strategy for LeaseStrategy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn type_change_drops_fields_it_left_alone() {
+        let old = serde_json::json!({"spec": {"type": "NodePort", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut new = serde_json::json!({"spec": {"type": "ClusterIP", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        super::drop_type_dependent_fields(&mut new, &old);
+        assert_eq!(new, serde_json::json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}));
+        // A nodePort the update itself changed is the user's, and validation rejects it.
+        let mut changed =
+            serde_json::json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30081}]}});
+        super::drop_type_dependent_fields(&mut changed, &old);
+        assert_eq!(changed["spec"]["ports"][0]["nodePort"], 30081);
+    }
+
     use super::*;
 
     #[test]
