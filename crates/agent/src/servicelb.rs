@@ -304,6 +304,22 @@ impl Speaker {
                 let _ = self.api.delete(&name, &dp).await;
             }
         }
+        // Leases of IPs no longer wanted whose holder died before it could give them up:
+        // once expired, any node removes them (the resourceVersion guards against a holder
+        // that is alive after all).
+        let wanted_names: HashSet<String> = wanted.keys().map(|ip| lease_name(*ip)).collect();
+        for (name, lease) in &by_name {
+            let expired = self.seen.get(name).is_some_and(|(_, t)| now.duration_since(*t) > 2 * LEASE_DURATION);
+            if expired && !wanted_names.contains(name) {
+                let dp = DeleteParams {
+                    preconditions: Some(Preconditions { uid: None, resource_version: lease.resource_version() }),
+                    ..Default::default()
+                };
+                if self.api.delete(name, &dp).await.is_ok() {
+                    tracing::info!(lease = %name, "removed the expired Lease of a LoadBalancer IP no longer in use");
+                }
+            }
+        }
         // Announce exactly the IPs whose Lease this node holds with a renewal recent enough
         // that no other node can have taken over yet.
         let now = Instant::now();

@@ -72,4 +72,21 @@ fn local_policy_announces_from_the_endpoint_node_and_addresses_leave_with_the_se
     c.eventually(Duration::from_secs(20), "the address withdrawn after the delete", || {
         (announcers(&c, &ip).is_empty() && holder(&c, &ip).is_none()).then_some(())
     });
+
+    // A holder that dies cannot give its Lease up: once the Service is gone, the other nodes
+    // remove the expired Lease. With the Local policy they cannot take it over first, since
+    // the dead node's endpoint still counts as ready for a few seconds.
+    c.kubectl_ok(&["expose", "deployment", "web", "--name=web3", "--port=80", "--type=LoadBalancer"]);
+    c.kubectl_ok(&["patch", "svc", "web3", "-p", r#"{"spec":{"externalTrafficPolicy":"Local"}}"#]);
+    let ip3 = lb_ip(&c, "web3");
+    c.eventually(Duration::from_secs(20), "the endpoint's node holding web3's Lease", || {
+        (holder(&c, &ip3).as_deref() == Some(pod_node.as_str())).then_some(())
+    });
+    let out = c.rkube(&["node", "stop", &pod_node]).output().expect("node stop");
+    assert!(out.status.success(), "node stop: {}", text(&out));
+    c.kubectl_ok(&["delete", "svc", "web3"]);
+    c.eventually(Duration::from_secs(20), "the dead holder's Lease removed", || {
+        holder(&c, &ip3).is_none().then_some(())
+    });
+    assert!(announcers(&c, &ip3).is_empty());
 }
