@@ -135,7 +135,14 @@ pub struct Signer {
     kid: String,
     issuer: String,
     audiences: Vec<String>,
+    /// Tokens whose signature, issuer and audience were checked, with their claims, so that a
+    /// client's every request does not pay for an ECDSA verification again (about 45 µs).
+    /// Only the exact token string hits; the time window is checked on every use.
+    verified: parking_lot::Mutex<std::collections::HashMap<String, Claims>>,
 }
+
+/// How many verified tokens [`Signer::verify_cached`] remembers before it starts over.
+const VERIFIED_CACHE_SIZE: usize = 1024;
 
 impl std::fmt::Debug for Signer {
     /// Leaves out the key.
@@ -172,7 +179,14 @@ impl Signer {
         // The key id is a digest of the public key, as upstream derives it, so that verifiers
         // holding several keys can pick the right one.
         let kid = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref()));
-        Ok(Signer { key, rng, kid, issuer: ISSUER.to_owned(), audiences: vec![ISSUER.to_owned()] })
+        Ok(Signer {
+            key,
+            rng,
+            kid,
+            issuer: ISSUER.to_owned(),
+            audiences: vec![ISSUER.to_owned()],
+            verified: parking_lot::Mutex::new(std::collections::HashMap::new()),
+        })
     }
 
     /// The audiences the API server accepts, and that a TokenRequest without any gets.
@@ -194,6 +208,22 @@ impl Signer {
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
         Ok(out)
+    }
+
+    /// [`Signer::verify`], remembering tokens that passed so that their signature is checked once.
+    pub fn verify_cached(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.verified.lock().get(token).cloned() {
+            check_window(&claims, now)?;
+            return Ok(claims);
+        }
+        let claims = self.verify(token, now)?;
+        let mut verified = self.verified.lock();
+        if verified.len() >= VERIFIED_CACHE_SIZE {
+            // Starting over is cheaper than tracking use, and costs one verification per client.
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 
     /// Checks a token's signature, issuer, audience and time window at `now` (seconds since
@@ -231,14 +261,19 @@ impl Signer {
         if !claims.aud.iter().any(|a| self.audiences.contains(a)) {
             return Err(TokenError::WrongAudience);
         }
-        if now >= claims.exp {
-            return Err(TokenError::Expired);
-        }
-        if now < claims.nbf {
-            return Err(TokenError::NotYetValid);
-        }
+        check_window(&claims, now)?;
         Ok(claims)
     }
+}
+
+fn check_window(claims: &Claims, now: i64) -> Result<(), TokenError> {
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    if now < claims.nbf {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }
 
 /// The length of `header.payload`, the signed part of a compact JWS.
@@ -484,7 +519,7 @@ pub async fn create_token(api: &Api, signer: &Signer, req: &Request) -> Result<R
 /// meant for another audience, or names a ServiceAccount or pod that no longer exists (or
 /// exists under another uid, that is, was deleted and recreated).
 pub async fn authenticate(api: &Api, signer: &Signer, token: &str) -> Option<User> {
-    let claims = match signer.verify(token, now_unix()) {
+    let claims = match signer.verify_cached(token, now_unix()) {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "service-account token rejected");
@@ -492,19 +527,35 @@ pub async fn authenticate(api: &Api, signer: &Signer, token: &str) -> Option<Use
         }
     };
     let k = &claims.kubernetes;
-    let sa = read_opt(api, "serviceaccounts", &k.namespace, &k.serviceaccount.name).await.ok().flatten()?;
-    if meta::uid(&sa) != k.serviceaccount.uid || meta::deletion_timestamp(&sa).is_some() {
+    if !still_exists(api, "serviceaccounts", &k.namespace, &k.serviceaccount, true).await {
         tracing::debug!(sa = %k.serviceaccount.name, "service-account token names a ServiceAccount that is gone");
         return None;
     }
-    if let Some(pod) = &k.pod {
-        let current = read_opt(api, "pods", &k.namespace, &pod.name).await.ok().flatten()?;
-        if meta::uid(&current) != pod.uid {
-            tracing::debug!(pod = %pod.name, "service-account token is bound to a pod that is gone");
-            return None;
-        }
+    if let Some(pod) = &k.pod
+        && !still_exists(api, "pods", &k.namespace, pod, false).await
+    {
+        tracing::debug!(pod = %pod.name, "service-account token is bound to a pod that is gone");
+        return None;
     }
     Some(user_of(&claims))
+}
+
+/// Whether the object a token names exists with the uid the token names (and, if `live_only`,
+/// is not being deleted). The watch cache answers first, as upstream's validator reads its
+/// informer cache, which keeps a store read off every request; the store answers when the
+/// cache does not show the object, since the cache may lag an object created a moment ago.
+async fn still_exists(api: &Api, resource: &str, namespace: &str, want: &ObjectClaim, live_only: bool) -> bool {
+    let ok = |obj: &Value| {
+        meta::name(obj) == want.name
+            && meta::uid(obj) == want.uid
+            && !(live_only && meta::deletion_timestamp(obj).is_some())
+    };
+    let Some(r) = registry::find("", "v1", resource) else { return false };
+    let (_, cached) = api.cache.list(&r.prefix(), &r.key(Some(namespace), &want.name));
+    if cached.iter().any(|o| ok(o)) {
+        return true;
+    }
+    matches!(read_opt(api, resource, namespace, &want.name).await, Ok(Some(obj)) if ok(&obj))
 }
 
 #[cfg(test)]

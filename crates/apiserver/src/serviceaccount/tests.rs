@@ -84,6 +84,13 @@ fn tokens_expire_and_do_not_start_early() {
     assert!(s.verify(&token, now + 3599).is_ok());
     assert_eq!(s.verify(&token, now + 3600), Err(TokenError::Expired));
     assert_eq!(s.verify(&token, now - 1), Err(TokenError::NotYetValid));
+    // A remembered token still expires.
+    assert!(s.verify_cached(&token, now).is_ok());
+    assert!(s.verify_cached(&token, now + 1).is_ok());
+    assert_eq!(s.verify_cached(&token, now + 3600), Err(TokenError::Expired));
+    // And a forged one is not remembered as good because a genuine one was.
+    let other = signer().sign(&claims(now)).expect("sign");
+    assert_eq!(s.verify_cached(&other, now), Err(TokenError::BadSignature));
 }
 
 #[test]
