@@ -23,6 +23,9 @@
 //! other node can consider the Lease expired: at most one node announces at a time, give or
 //! take the time for the neighbours' caches to follow.
 //!
+//! A Lease whose IP no Service uses any more is deleted by its holder, or, if the holder
+//! died first, by any node once it has been expired for two durations.
+//!
 //! With `externalTrafficPolicy: Local`, a node only competes for an IP if it has a ready
 //! endpoint of the Service (or if no node has one, so that the IP is still answered), and a
 //! holder without one gives the Lease up, so that traffic arrives where it can be served.
