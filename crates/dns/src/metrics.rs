@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::DnsError;
 use crate::answer::Answered;
 use crate::wire;
 
@@ -142,5 +143,33 @@ impl Metrics {
             "# HELP rkube_dns_cache_hit_ratio Cache hits over lookups.\n# TYPE rkube_dns_cache_hit_ratio gauge\nrkube_dns_cache_hit_ratio {ratio}"
         );
         s
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) in the Prometheus text format on `listen`, one
+/// request per connection, until cancelled. Deliberately minimal: a scraper is the only
+/// client.
+pub async fn serve_metrics(listen: std::net::SocketAddr, metrics: Arc<Metrics>) -> Result<(), DnsError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| DnsError::Bind { addr: listen, source })?;
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            // Read the request head (bounded, with a deadline); its content does not matter.
+            let mut head = [0u8; 2048];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await;
+            if !matches!(read, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let body = m.render();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
     }
 }

@@ -157,6 +157,29 @@ async fn every_record_type_with_dig() {
     assert_eq!(dig(a, &["+edns=1", "+noednsneg", "my-nginx.default.svc.cluster.local"]).await.status, "BADVERS");
 
     assert!(f.metrics.render().contains("rkube_dns_responses_total{rcode=\"NXDOMAIN\"} 1"), "{}", f.metrics.render());
+
+    // The same metrics over HTTP, as Prometheus scrapes them.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+    let maddr = probe.local_addr().expect("addr");
+    drop(probe);
+    let serving = tokio::spawn(rkube_dns::serve_metrics(maddr, f.metrics.clone()));
+    let body = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(maddr).await {
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+                let mut body = String::new();
+                s.read_to_string(&mut body).await.expect("read");
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let body = tokio::time::timeout(Duration::from_secs(10), body).await.expect("metrics answered");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("rkube_dns_requests_total{type=\"SRV\"} 1"), "{body}");
+    assert!(body.contains("rkube_dns_request_duration_seconds_bucket{le=\"+Inf\"}"), "{body}");
+    serving.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
