@@ -226,3 +226,40 @@ pub async fn publish_node_endpoint(client: kube::Client, node_name: &str, node_i
         }
     }
 }
+
+/// Undoes `publish_node_endpoint` when a node leaves: deletes its EndpointSlice and takes its
+/// address out of the shared Endpoints. Idempotent.
+pub async fn withdraw_node_endpoint(client: kube::Client, node_name: &str, node_ip: Ipv4Addr) -> Result<(), DnsError> {
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
+    match slices.delete(&format!("{SERVICE}-{node_name}"), &Default::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let endpoints: Api<Endpoints> = Api::namespaced(client, NAMESPACE);
+    let ip = node_ip.to_string();
+    for attempt in 1.. {
+        let Some(mut ep) = endpoints.get_opt(SERVICE).await? else { return Ok(()) };
+        let mut changed = false;
+        for subset in ep.subsets.iter_mut().flatten() {
+            if let Some(addrs) = subset.addresses.as_mut() {
+                let before = addrs.len();
+                addrs.retain(|a| a.node_name.as_deref() != Some(node_name) && a.ip != ip);
+                changed |= addrs.len() != before;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        // A subset with no addresses is invalid; an Endpoints with no subsets is not.
+        if let Some(subsets) = ep.subsets.as_mut() {
+            subsets.retain(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()) || s.not_ready_addresses.is_some());
+        }
+        match endpoints.replace(SERVICE, &PostParams::default(), &ep).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 20 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use answer::{Context, Outcome, Transport, answer, answer_into};
-pub use cluster::{LOCAL_LINK, feed, publish_node_endpoint, setup_local_address};
+pub use cluster::{LOCAL_LINK, feed, publish_node_endpoint, setup_local_address, withdraw_node_endpoint};
 pub use metrics::{Metrics, serve_metrics};
 pub use server::DnsServer;
 pub use snapshot::{BuildConfig, Snapshot, SnapshotCell};

@@ -253,4 +253,13 @@ async fn nodes_publish_the_kube_dns_endpoints() {
     let mut names: Vec<&str> = names.split_whitespace().collect();
     names.sort();
     assert_eq!(names, ["kube-dns-node-a", "kube-dns-node-b"]);
+
+    // A node that leaves takes its entries with it.
+    rkube_dns::withdraw_node_endpoint(c.client.clone(), "node-b", Ipv4Addr::new(10, 0, 0, 2)).await.expect("withdraw");
+    rkube_dns::withdraw_node_endpoint(c.client.clone(), "node-b", Ipv4Addr::new(10, 0, 0, 2)).await.expect("again");
+    let ep = c.kubectl(&["get", "endpoints", "kube-dns", "--namespace=kube-system"]).await;
+    assert!(ep.contains("10.0.0.1:53") && !ep.contains("10.0.0.2"), "{ep}");
+    let slices =
+        c.kubectl(&["get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns"]).await;
+    assert!(slices.contains("kube-dns-node-a") && !slices.contains("kube-dns-node-b"), "{slices}");
 }
