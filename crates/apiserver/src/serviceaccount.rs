@@ -421,8 +421,12 @@ pub async fn create_token(api: &Api, signer: &Signer, req: &Request) -> Result<R
     let ns = req.route.namespace.clone().unwrap_or_default();
     let name = req.route.name.clone().unwrap_or_default();
     let mut tr = body::decode_object(&req.headers, &req.body, ("authentication.k8s.io/v1", "TokenRequest"))?.object;
-    if !tr.is_object() {
-        return Err(ApiError::bad_request("the body must be a TokenRequest object"));
+    // The response is built by writing into the request's own fields, which needs objects.
+    if !tr.is_object() || !(tr["spec"].is_object() || tr["spec"].is_null()) {
+        return Err(ApiError::bad_request("the body must be a TokenRequest object with an object spec"));
+    }
+    if !(tr["spec"]["boundObjectRef"].is_object() || tr["spec"]["boundObjectRef"].is_null()) {
+        return Err(ApiError::bad_request("spec.boundObjectRef must be an object"));
     }
     let target = Target::new("", "serviceaccounts", &name);
     let invalid = |causes: Vec<FieldError>| ApiError::invalid(target.clone(), "TokenRequest", causes);

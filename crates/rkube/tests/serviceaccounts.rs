@@ -161,6 +161,10 @@ async fn namespaces_get_service_accounts_and_pods_get_working_tokens() {
     assert_eq!(code, 422, "shorter than ten minutes");
     let (code, _) = request_token(&server, &ns, "nobody", json!({})).await;
     assert_eq!(code, 404);
+    for odd in [json!("x"), json!({"boundObjectRef": 3}), json!({"audiences": "x", "expirationSeconds": "1h"})] {
+        let (code, body) = request_token(&server, &ns, "default", odd.clone()).await;
+        assert!(code == 400 || code == 422, "{odd}: {code} {body}");
+    }
     let (code, _) = request_token(
         &server,
         &ns,
