@@ -88,13 +88,13 @@ fn nft(ns: &str, script: &str) -> Duration {
     })
 }
 
-/// connect + request + response, `n` times from the outside namespace; sorted samples.
-fn latency(ns: &str, to: SocketAddr, n: usize) -> Vec<Duration> {
+/// connect + request + response, `n` times to each of `a` and `b`, alternating, from the
+/// outside namespace (so load from elsewhere on the machine hits both alike); sorted samples.
+fn latency(ns: &str, a: SocketAddr, b: SocketAddr, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     in_ns(ns, || {
-        let mut samples = Vec::with_capacity(n);
-        for i in 0..n + n / 10 {
+        let once = |to: &SocketAddr| {
             let t = Instant::now();
-            let conn = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
+            let conn = TcpStream::connect_timeout(to, Duration::from_secs(5)).expect("connect");
             conn.set_nodelay(true).expect("nodelay");
             let mut w = conn.try_clone().expect("clone");
             let mut r = BufReader::new(conn);
@@ -103,14 +103,25 @@ fn latency(ns: &str, to: SocketAddr, n: usize) -> Vec<Duration> {
             w.write_all(b"ping\n").expect("request");
             line.clear();
             r.read_line(&mut line).expect("response");
-            let took = t.elapsed();
+            t.elapsed()
+        };
+        let (mut sa, mut sb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n + n / 10 {
+            let (x, y) = if i % 2 == 0 {
+                (once(&a), once(&b))
+            } else {
+                let y = once(&b);
+                (once(&a), y)
+            };
             // The first tenth warms caches and is not counted.
             if i >= n / 10 {
-                samples.push(took);
+                sa.push(x);
+                sb.push(y);
             }
         }
-        samples.sort();
-        samples
+        sa.sort();
+        sb.sort();
+        (sa, sb)
     })
 }
 
@@ -182,6 +193,7 @@ struct Row {
     services: usize,
     direct: Duration,
     ours: Duration,
+    base_direct: Duration,
     base: Duration,
 }
 
@@ -215,14 +227,19 @@ fn main() {
         add_services(&model, have, n);
         have = n;
         in_ns(&node.node, || proxier.sync(&model, false)).expect("sync");
-        let direct = latency(&node.outside, pod, samples);
-        let ours = latency(&node.outside, vip, samples);
+        let (direct, ours) = latency(&node.outside, pod, vip, samples);
         eprintln!(
             "(a) {n} Services: direct p50 {:.1} µs, ClusterIP p50 {:.1} µs",
             us(pct(&direct, 0.5)),
             us(pct(&ours, 0.5))
         );
-        rows.push(Row { services: n, direct: pct(&direct, 0.5), ours: pct(&ours, 0.5), base: Duration::ZERO });
+        rows.push(Row {
+            services: n,
+            direct: pct(&direct, 0.5),
+            ours: pct(&ours, 0.5),
+            base_direct: Duration::ZERO,
+            base: Duration::ZERO,
+        });
     }
 
     // (b) a full sync from nothing, and a full resync over the existing table.
@@ -254,8 +271,10 @@ fn main() {
     // (d) the baseline: (a) at each size, (b), (c).
     for row in rows.iter_mut() {
         nft(&node.node, &baseline_full(row.services));
-        let s = latency(&node.outside, vip, samples);
-        row.base = pct(&s, 0.5);
+        let (direct, base) = latency(&node.outside, pod, vip, samples);
+        // The baseline's overhead is taken against its own interleaved direct samples.
+        row.base_direct = pct(&direct, 0.5);
+        row.base = pct(&base, 0.5);
         eprintln!("(d) {} Services: linear ClusterIP p50 {:.1} µs", row.services, us(row.base));
     }
     nft(&node.node, &format!("delete table ip {BASE_TABLE}\n"));
@@ -283,15 +302,15 @@ fn main() {
         "services", "pod IP", "rkube", "linear", "rkube extra", "linear extra"
     );
     for r in &rows {
-        let extra = |d: Duration| us(d) - us(r.direct);
+        let extra = |d: Duration, direct: Duration| us(d) - us(direct);
         println!(
             "    {:>8}  {:>8.1}µs  {:>8.1}µs  {:>8.1}µs  {:>10.1}µs  {:>10.1}µs",
             r.services,
             us(r.direct),
             us(r.ours),
             us(r.base),
-            extra(r.ours),
-            extra(r.base)
+            extra(r.ours, r.direct),
+            extra(r.base, r.base_direct)
         );
     }
     println!(

@@ -124,7 +124,7 @@ impl Proxier {
     fn claim(&mut self, key: &ServiceKey, frag: &mut Fragment) {
         frag.elements.retain(|(m, k), _| match self.owners.get(&(*m, k.clone())) {
             Some(owner) if owner != key => {
-                tracing::warn!(service = %key, owner = %owner, map = m.name(), element = %k, "element already owned; skipped");
+                tracing::warn!(service = %key, owner = %owner, map = %m.name(), element = %k, "element already owned; skipped");
                 false
             }
             _ => true,

@@ -38,23 +38,39 @@ pub enum MapName {
     NoEndpointServices,
     NoEndpointNodeports,
     FirewallIps,
-    Endpoints,
+    /// One of `SHARDS` endpoint maps, chosen by a hash of the Service's name.
+    Endpoints(u8),
     EndpointChains,
 }
 
-impl MapName {
-    pub const ALL: [MapName; 8] = [
-        MapName::ClusterIps,
-        MapName::ServiceIps,
-        MapName::ServiceNodeports,
-        MapName::NoEndpointServices,
-        MapName::NoEndpointNodeports,
-        MapName::FirewallIps,
-        MapName::Endpoints,
-        MapName::EndpointChains,
-    ];
+/// The `endpoints` map is split in this many maps: nft reads a whole set before it changes
+/// one of its elements, so a smaller set makes an endpoint change cheaper (measured: about
+/// 20 ms for one map of 300,000 elements).
+pub const SHARDS: u8 = 32;
 
-    pub fn name(self) -> &'static str {
+impl MapName {
+    pub fn all() -> Vec<MapName> {
+        let mut all = vec![
+            MapName::ClusterIps,
+            MapName::ServiceIps,
+            MapName::ServiceNodeports,
+            MapName::NoEndpointServices,
+            MapName::NoEndpointNodeports,
+            MapName::FirewallIps,
+            MapName::EndpointChains,
+        ];
+        all.extend((0..SHARDS).map(MapName::Endpoints));
+        all
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            MapName::Endpoints(k) => format!("endpoints-{k}"),
+            other => other.static_name().to_string(),
+        }
+    }
+
+    fn static_name(self) -> &'static str {
         match self {
             MapName::ClusterIps => "cluster-ips",
             MapName::ServiceIps => "service-ips",
@@ -62,7 +78,7 @@ impl MapName {
             MapName::NoEndpointServices => "no-endpoint-services",
             MapName::NoEndpointNodeports => "no-endpoint-nodeports",
             MapName::FirewallIps => "firewall-ips",
-            MapName::Endpoints => "endpoints",
+            MapName::Endpoints(_) => "endpoints",
             MapName::EndpointChains => "endpoint-chains",
         }
     }
@@ -76,7 +92,9 @@ impl MapName {
             MapName::ClusterIps => "set cluster-ips { type ipv4_addr; }",
             MapName::ServiceNodeports | MapName::NoEndpointNodeports => "{ type inet_proto . inet_service : verdict; }",
             // Keyed by frontend and the index `pick-N` drew into the connection mark.
-            MapName::Endpoints => "{ type ipv4_addr . inet_proto . inet_service . mark : ipv4_addr . inet_service; }",
+            MapName::Endpoints(_) => {
+                "{ type ipv4_addr . inet_proto . inet_service . mark : ipv4_addr . inet_service; }"
+            }
             MapName::EndpointChains => "{ type ipv4_addr . inet_proto . inet_service . mark : verdict; }",
             _ => "{ type ipv4_addr . inet_proto . inet_service : verdict; }",
         }
@@ -129,6 +147,15 @@ struct Frontend {
     masquerade: bool,
     /// The chain name suffix for affinity chains: "svc" for the ClusterIP, "ext" otherwise.
     kind: &'static str,
+}
+
+/// The endpoint map shard of a Service: FNV-1a of its name, stable across restarts.
+pub fn shard(key: &ServiceKey) -> u8 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.namespace.bytes().chain([b'/']).chain(key.name.bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h % u32::from(SHARDS)) as u8
 }
 
 /// Builds the fragment of one Service. `endpoints` gives the endpoints of each port.
@@ -194,8 +221,9 @@ pub fn service_fragment(
                 fronts.push((Frontend { key, eps: external.clone(), masquerade, kind: "ext" }, false));
             }
         }
+        let k = shard(&svc.key);
         for (front, by_ip) in &fronts {
-            let verdict = frontend(&mut frag, &base, port.protocol, front, svc.affinity_timeout);
+            let verdict = frontend(&mut frag, &base, k, port.protocol, front, svc.affinity_timeout);
             if *by_ip {
                 frag.elements.insert((MapName::ServiceIps, front.key.clone()), verdict);
             } else if let Some(np) = port.node_port {
@@ -219,7 +247,14 @@ pub fn service_fragment(
 
 /// Adds the elements (and, with affinity, the chains) that send traffic arriving at
 /// `front` to one of its endpoints, and returns the verdict that starts it.
-fn frontend(frag: &mut Fragment, base: &str, proto: Protocol, front: &Frontend, affinity: Option<u32>) -> String {
+fn frontend(
+    frag: &mut Fragment,
+    base: &str,
+    shard: u8,
+    proto: Protocol,
+    front: &Frontend,
+    affinity: Option<u32>,
+) -> String {
     let n = front.eps.len();
     if n == 0 {
         // Only possible under a Local traffic policy: kube-proxy drops such traffic.
@@ -228,9 +263,9 @@ fn frontend(frag: &mut Fragment, base: &str, proto: Protocol, front: &Frontend, 
     let Some(timeout) = affinity else {
         for (i, e) in front.eps.iter().enumerate() {
             frag.elements
-                .insert((MapName::Endpoints, format!("{} . {i}", front.key)), format!("{} . {}", e.ip, e.port));
+                .insert((MapName::Endpoints(shard), format!("{} . {i}", front.key)), format!("{} . {}", e.ip, e.port));
         }
-        let pick = if front.masquerade { format!("ext-pick-{n}") } else { format!("pick-{n}") };
+        let pick = if front.masquerade { format!("ext-pick-{n}-{shard}") } else { format!("pick-{n}-{shard}") };
         let verdict = format!("goto {pick}");
         frag.picks.insert(pick);
         return verdict;
@@ -258,35 +293,36 @@ fn frontend(frag: &mut Fragment, base: &str, proto: Protocol, front: &Frontend, 
         rules.push(format!("ip saddr @{set} goto {ep_chain}"));
         frag.elements.insert((MapName::EndpointChains, format!("{} . {i}", front.key)), format!("goto {ep_chain}"));
     }
-    rules.push(format!("ct mark set numgen random mod {n} goto dispatch"));
+    rules.push(format!("ct mark set numgen random mod {n} goto dispatch-affinity"));
     frag.chains.insert(chain.clone(), rules);
     format!("goto {chain}")
 }
 
-/// The rules of a shared `pick-N` or `ext-pick-N` chain.
+/// The rules of a shared `pick-N-K` or `ext-pick-N-K` chain (N endpoints, shard K).
 fn pick_rules(name: &str) -> Vec<String> {
-    let (masq, n) = match name.strip_prefix("ext-pick-") {
-        Some(n) => (true, n),
+    let (masq, rest) = match name.strip_prefix("ext-pick-") {
+        Some(rest) => (true, rest),
         None => (false, name.trim_start_matches("pick-")),
     };
+    let (n, k) = rest.split_once('-').unwrap_or((rest, "0"));
     let mut rules = Vec::new();
     if masq {
         rules.push("jump mark-for-masquerade".to_string());
     }
-    rules.push(format!("ct mark set numgen random mod {n} goto dispatch"));
+    rules.push(format!("ct mark set numgen random mod {n} goto dispatch-{k}"));
     rules
 }
 
 /// A chain of the static part: name, base-chain declaration (hook and priority) if any, rules.
 struct StaticChain {
-    name: &'static str,
+    name: String,
     hook: Option<&'static str>,
     rules: Vec<String>,
 }
 
 fn static_chains(cfg: &RulesConfig) -> Vec<StaticChain> {
     let mut out = Vec::new();
-    let chain = |name, hook, rules: Vec<String>| StaticChain { name, hook, rules };
+    let chain = |name: &str, hook, rules: Vec<String>| StaticChain { name: name.to_string(), hook, rules };
     if let Some(dns) = cfg.local_dns {
         // The node-local DNS server answers on the kube-dns ClusterIP itself: its traffic is
         // neither DNATed nor tracked, so a flood of queries cannot fill the conntrack table.
@@ -346,17 +382,23 @@ fn static_chains(cfg: &RulesConfig) -> Vec<StaticChain> {
     masq.push("masquerade fully-random".into());
     out.push(chain("masquerading", None, masq));
     out.push(chain("reject-chain", None, vec!["reject".into()]));
-    let mut dispatch: Vec<String> = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
-        .iter()
-        .map(|p| {
-            format!(
-                "meta l4proto {} dnat ip addr . port to ip daddr . meta l4proto . th dport . ct mark map @endpoints",
-                p.nft()
-            )
-        })
-        .collect();
-    dispatch.push("ip daddr . meta l4proto . th dport . ct mark vmap @endpoint-chains".into());
-    out.push(chain("dispatch", None, dispatch));
+    for k in 0..SHARDS {
+        let dispatch: Vec<String> = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+            .iter()
+            .map(|p| {
+                format!(
+                    "meta l4proto {} dnat ip addr . port to ip daddr . meta l4proto . th dport . ct mark map @endpoints-{k}",
+                    p.nft()
+                )
+            })
+            .collect();
+        out.push(chain(&format!("dispatch-{k}"), None, dispatch));
+    }
+    out.push(chain(
+        "dispatch-affinity",
+        None,
+        vec!["ip daddr . meta l4proto . th dport . ct mark vmap @endpoint-chains".into()],
+    ));
     out
 }
 
@@ -375,7 +417,7 @@ pub fn full_script<'a>(
     let _ = writeln!(s, "flush table ip {t}");
     let _ = writeln!(s, "add set ip {t} nodeport-ips {{ type ipv4_addr; }}");
     let _ = writeln!(s, "flush set ip {t} nodeport-ips");
-    for m in MapName::ALL {
+    for m in MapName::all() {
         let decl = m.declaration().trim_start_matches("set cluster-ips ");
         let _ = writeln!(s, "add {} ip {t} {} {decl}", m.kind(), m.name());
         let _ = writeln!(s, "flush {} ip {t} {}", m.kind(), m.name());
@@ -465,8 +507,8 @@ pub fn expected_names<'a>(
     cfg: &RulesConfig,
     fragments: impl Iterator<Item = &'a Fragment>,
 ) -> (BTreeSet<String>, BTreeSet<String>) {
-    let mut chains: BTreeSet<String> = static_chains(cfg).iter().map(|c| c.name.to_string()).collect();
-    let mut sets: BTreeSet<String> = MapName::ALL.iter().map(|m| m.name().to_string()).collect();
+    let mut chains: BTreeSet<String> = static_chains(cfg).into_iter().map(|c| c.name).collect();
+    let mut sets: BTreeSet<String> = MapName::all().iter().map(|m| m.name()).collect();
     sets.insert("nodeport-ips".into());
     for f in fragments {
         chains.extend(f.chains.keys().cloned());

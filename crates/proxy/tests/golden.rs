@@ -184,7 +184,7 @@ fn removed_udp_endpoint_flushes_its_conntrack_entries_after_commit() {
             ConntrackFlush { dst: Some(ip("10.96.0.40")), port: 53, nat_to: Some(ip("10.42.1.3")) },
         ]
     );
-    assert!(r.scripts[1].contains("10.96.0.40 . udp . 53 : goto pick-1"), "{}", r.scripts[1]);
+    assert!(r.scripts[1].contains("10.96.0.40 . udp . 53 : goto pick-1-"), "{}", r.scripts[1]);
 }
 
 #[test]

@@ -190,10 +190,9 @@ fn edge_cases_are_programmed_without_error() {
     h.model.lock().upsert_service(Service::cluster_ip(key("odd"), WEB, vec![tcp_port(80, None)]));
     h.model.lock().upsert_slice(odd);
     h.sync();
-    let listing = sh(&h.node.node, &format!("nft list chain ip {TABLE} pick-5000"));
-    assert!(listing.contains("numgen random mod 5000"), "{listing}");
-    let map = sh(&h.node.node, &format!("nft list map ip {TABLE} endpoints"));
-    assert_eq!(map.matches("10.96.0.30 . tcp . 80 . ").count(), 5000, "every endpoint is in the map");
+    let table = sh(&h.node.node, &format!("nft list table ip {TABLE}"));
+    assert!(table.contains("numgen random mod 5000"), "a pick chain for 5,000 endpoints");
+    assert_eq!(table.matches("10.96.0.30 . tcp . 80 . ").count(), 5000, "every endpoint is in the map");
     // The port changes protocol: TCP 80 becomes UDP 80.
     let mut svc = Service::cluster_ip(key("big"), big_ip, vec![tcp_port(80, None)]);
     svc.ports[0].protocol = Protocol::Udp;
@@ -216,8 +215,7 @@ fn a_hand_changed_ruleset_is_repaired_by_a_resync() {
     sh(
         &h.node.node,
         &format!(
-            "nft flush chain ip {TABLE} dispatch && \
-             nft delete element ip {TABLE} service-ips '{{ 10.96.0.20 . tcp . 80 }}' && \
+            "nft delete element ip {TABLE} service-ips '{{ 10.96.0.20 . tcp . 80 }}' && \
              nft add chain ip {TABLE} intruder && \
              nft add element ip {TABLE} no-endpoint-services '{{ 10.96.0.20 . tcp . 80 : goto reject-chain }}'"
         ),
