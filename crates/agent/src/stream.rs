@@ -7,10 +7,12 @@
 //! - `GET /attach/{namespace}/{pod}/{container}?stdin&stdout&stderr&tty`
 //!
 //! exec and attach are WebSocket upgrades speaking the `channel.k8s.io` protocols (v5, v4
-//! and the original); SPDY is not served.
+//! and the original), or SPDY/3.1 upgrades speaking v4 (`stream/spdy.rs`, for kubectl
+//! before 1.29).
 
 mod logs;
 mod query;
+mod spdy;
 mod ws;
 
 use std::convert::Infallible;
@@ -182,6 +184,9 @@ impl StreamServer {
         };
         let result = match (kind, req.method()) {
             ("containerLogs", &Method::GET) => self.logs(&ns, &pod, &container, &query).await,
+            ("exec" | "attach", &Method::GET | &Method::POST) if spdy::wants_spdy(req.headers()) => {
+                spdy::handle(self, req, kind == "exec", &ns, &pod, &container, &query).await
+            }
             ("exec" | "attach", &Method::GET | &Method::POST) => {
                 ws::handle(self, req, kind == "exec", &ns, &pod, &container, &query).await
             }
@@ -243,7 +248,7 @@ pub fn tls_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![cert.der().clone()], key_der)
         .map_err(|e| tls_err(&e))?;
-    // WebSocket upgrades are HTTP/1.1 only.
+    // WebSocket and SPDY upgrades are HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

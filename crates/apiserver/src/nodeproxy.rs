@@ -52,9 +52,16 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 const LOG_PARAMS: &[&str] =
     &["follow", "previous", "sinceSeconds", "sinceTime", "timestamps", "tailLines", "limitBytes"];
 const STREAM_PARAMS: &[&str] = &["stdin", "stdout", "stderr", "tty", "command"];
-/// Request headers that make a WebSocket upgrade, forwarded as they are.
-const UPGRADE_HEADERS: &[&str] =
-    &["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"];
+/// Request headers that make a WebSocket or SPDY upgrade, forwarded as they are (SPDY
+/// clients, kubectl before 1.29, offer their protocols in `X-Stream-Protocol-Version`).
+const UPGRADE_HEADERS: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "x-stream-protocol-version",
+];
 
 pub struct NodeProxy {
     tls: tokio_rustls::TlsConnector,

@@ -27,10 +27,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const DISPATCHER: &str = "/usr/bin/kubectl";
 
-/// The dispatcher (which picks 1.33 for this server) and the pinned 1.31 and 1.32.
+/// The dispatcher (which picks 1.33 for this server), the pinned 1.31 and 1.32 (WebSocket),
+/// and 1.27, which speaks SPDY/3.1 only.
 fn kubectls() -> Vec<String> {
     let mut all = vec![DISPATCHER.to_owned()];
-    for minor in [31, 32] {
+    for minor in [27, 31, 32] {
         let path = format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}");
         if Path::new(&path).exists() {
             all.push(path);

@@ -78,15 +78,15 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-struct Options {
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-    tty: bool,
-    command: Vec<String>,
+pub(super) struct Options {
+    pub(super) stdin: bool,
+    pub(super) stdout: bool,
+    pub(super) stderr: bool,
+    pub(super) tty: bool,
+    pub(super) command: Vec<String>,
 }
 
-fn options(query: &Query, exec: bool) -> Result<Options, StreamError> {
+pub(super) fn options(query: &Query, exec: bool) -> Result<Options, StreamError> {
     let flag = |k: &str| query.flag(k).map_err(StreamError::BadRequest);
     let (stdin, stdout, mut stderr, tty) = (flag("stdin")?, flag("stdout")?, flag("stderr")?, flag("tty")?);
     if !stdin && !stdout && !stderr {
