@@ -296,11 +296,27 @@ async fn kubectl_with_a_terminal_exec_attach_and_run() {
     if !runc_available() {
         return;
     }
+    terminal_sessions(DISPATCHER).await;
+}
+
+/// The same over SPDY/3.1: kubectl 1.27 knows no WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27_with_a_terminal_exec_attach_and_run() {
+    let kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
+    if !runc_available() || !Path::new(kubectl).exists() {
+        eprintln!("SKIPPED: needs runc and {kubectl}");
+        return;
+    }
+    terminal_sessions(kubectl).await;
+}
+
+/// exec -it, attach -it and run -i --tty --rm with `kubectl_bin`, on a terminal.
+async fn terminal_sessions(kubectl_bin: &str) {
     let env = Env::start().await;
     env.pod("web", sh("web", "exec sleep 1000"), true).await.expect("bound");
     let kc = env.server.data_dir.join("kubeconfig");
     let cache = env.dir.path().join("kubectl-cache");
-    let kubectl = format!("{DISPATCHER} --kubeconfig {} --cache-dir {}", kc.display(), cache.display());
+    let kubectl = format!("{kubectl_bin} --kubeconfig {} --cache-dir {}", kc.display(), cache.display());
 
     // exec -it: a shell on a terminal of its own.
     let (code, out) = in_terminal(format!("{kubectl} exec -it web -- sh"), "tty; echo exec-$((6*7))\nexit\n", |o| {
