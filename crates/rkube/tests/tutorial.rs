@@ -30,7 +30,6 @@ fn tutorial_with_the_system_kubectl() {
 }
 
 #[test]
-#[ignore = "kubectl 1.27 runs exec and attach over SPDY, which rkube does not serve (crates/agent/src/stream.rs)"]
 fn tutorial_with_kubectl_1_27() {
     tutorial(&Path::new(SDK_BIN).join("kubectl.1.27"));
 }
