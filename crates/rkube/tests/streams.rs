@@ -207,6 +207,11 @@ async fn kubectl_logs_exec_and_attach_through_the_api_server() {
 
         let out = env.kubectl(k, &["exec", "-i", "web", "--", "cat"], Some("through stdin\n")).await;
         assert_eq!((out.code, out.stdout.as_str()), (0, "through stdin\n"), "{k}: {}", out.stderr);
+        // More than one frame or pipe holds goes through whole, both ways.
+        let big = "0123456789abcdef".repeat(20_000);
+        let out = env.kubectl(k, &["exec", "-i", "web", "--", "cat"], Some(&big)).await;
+        assert_eq!(out.code, 0, "{k}: {}", out.stderr);
+        assert!(out.stdout == big, "{k}: {} bytes came back of {}", out.stdout.len(), big.len());
 
         let out = env.kubectl(k, &["exec", "web", "-c", "nope", "--", "true"], None).await;
         assert_ne!(out.code, 0, "{k}");
