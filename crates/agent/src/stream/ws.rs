@@ -119,7 +119,7 @@ pub(super) async fn handle(
     let Some(key) = key.filter(|_| is_ws) else {
         return Ok(text(
             StatusCode::BAD_REQUEST,
-            "this server streams over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) only; SPDY is not supported",
+            "exec and attach need a WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1 upgrade",
         ));
     };
     let protocol = negotiate(headers).map_err(StreamError::BadRequest)?;
