@@ -261,11 +261,7 @@ fn local_dns_address(ip: Ipv4Addr) -> anyhow::Result<()> {
                 .args(["addr", "replace", &format!("{ip}/32"), "dev", "lo"])
                 .output()
                 .context("running ip")?;
-            anyhow::ensure!(
-                out.status.success(),
-                "adding {ip} to lo: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            anyhow::ensure!(out.status.success(), "adding {ip} to lo: {}", String::from_utf8_lossy(&out.stderr).trim());
             Ok(())
         }
     }
@@ -310,7 +306,9 @@ async fn service_route(cidr: ipnet::Ipv4Net, bridge: &str) {
             .await;
         match out {
             Ok(o) if o.status.success() => return,
-            Ok(o) => tracing::debug!(stderr = %String::from_utf8_lossy(&o.stderr).trim(), "routing the Service range; retrying"),
+            Ok(o) => {
+                tracing::debug!(stderr = %String::from_utf8_lossy(&o.stderr).trim(), "routing the Service range; retrying")
+            }
             Err(e) => tracing::warn!(error = %e, "running ip"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -12,7 +12,8 @@ pub async fn run(command: ImageCommand) -> anyhow::Result<()> {
             for file in &args.files {
                 let imported = store.import(file).with_context(|| format!("importing {}", file.display()))?;
                 for image in imported {
-                    let names = if image.references.is_empty() { "<none>".to_owned() } else { image.references.join(", ") };
+                    let names =
+                        if image.references.is_empty() { "<none>".to_owned() } else { image.references.join(", ") };
                     println!("{names}\t{}", image.manifest_digest);
                 }
             }
