@@ -8,7 +8,7 @@
 //!
 //! exec and attach are WebSocket upgrades speaking the `channel.k8s.io` protocols (v5, v4
 //! and the original), or SPDY/3.1 upgrades speaking v4 (`stream/spdy.rs`, for kubectl
-//! before 1.29).
+//! 1.29 and older).
 
 mod logs;
 mod query;

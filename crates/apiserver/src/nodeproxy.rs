@@ -53,7 +53,7 @@ const LOG_PARAMS: &[&str] =
     &["follow", "previous", "sinceSeconds", "sinceTime", "timestamps", "tailLines", "limitBytes"];
 const STREAM_PARAMS: &[&str] = &["stdin", "stdout", "stderr", "tty", "command"];
 /// Request headers that make a WebSocket or SPDY upgrade, forwarded as they are (SPDY
-/// clients, kubectl before 1.29, offer their protocols in `X-Stream-Protocol-Version`).
+/// clients, kubectl 1.29 and older, offer their protocols in `X-Stream-Protocol-Version`).
 const UPGRADE_HEADERS: &[&str] = &[
     "upgrade",
     "connection",

@@ -1,5 +1,5 @@
 //! exec and attach over SPDY/3.1, the transport kubectl used before it spoke WebSocket
-//! (kubectl 1.27 and 1.28 know nothing else). The framing is SPDY/3 (draft 3.1) as Go's
+//! (kubectl 1.27 and 1.28 know nothing else; 1.29 uses it by default). The framing is SPDY/3 (draft 3.1) as Go's
 //! `moby/spdystream` speaks it; the streams on top are those of the kubelet's
 //! `cri/streaming/remotecommand` in protocol `v4.channel.k8s.io`.
 //!
