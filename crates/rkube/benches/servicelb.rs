@@ -72,12 +72,15 @@ fn main() {
     };
     let url = format!("http://{ip}/");
     let lease = format!("servicelb-{}", ip.replace('.', "-"));
-    let answers = |timeout: &str| {
-        rkube(&name, &dir, &["outside"])
+    // curl's exit code when it fails tells why: 7 refused, 28 timed out.
+    let try_curl = |timeout: &str| -> Result<(), i32> {
+        let out = rkube(&name, &dir, &["outside"])
             .args(["--", "curl", "-s", "-o", "/dev/null", "-m", timeout, &url])
             .output()
-            .is_ok_and(|o| o.status.success())
+            .expect("rkube outside");
+        if out.status.success() { Ok(()) } else { Err(out.status.code().unwrap_or(-1)) }
     };
+    let answers = |timeout: &str| try_curl(timeout).is_ok();
     let holder = || kubectl(&["get", "lease", "-n", "kube-system", &lease, "-o", "jsonpath={.spec.holderIdentity}"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !answers("2") {
@@ -91,10 +94,14 @@ fn main() {
         ok(rkube(&name, &dir, &["node", "stop", &old]).output().expect("node stop"), "node stop");
         // Poll both: the page from outside, and the Lease through the API, in turns.
         let (mut answered, mut moved) = (None, None);
+        let mut failures: std::collections::BTreeMap<i32, usize> = std::collections::BTreeMap::new();
         while answered.is_none() || moved.is_none() {
             assert!(t0.elapsed() < Duration::from_secs(60), "round {round}: no fail-over within 60 s");
-            if answered.is_none() && answers("0.2") {
-                answered = Some(t0.elapsed());
+            if answered.is_none() {
+                match try_curl("0.2") {
+                    Ok(()) => answered = Some(t0.elapsed()),
+                    Err(code) => *failures.entry(code).or_default() += 1,
+                }
             }
             if moved.is_none() && holder() != old {
                 moved = Some(t0.elapsed());
@@ -102,7 +109,8 @@ fn main() {
         }
         let (a, m) = (answered.unwrap_or_default(), moved.unwrap_or_default());
         println!(
-            "round {round}: {old} stopped; lease moved after {:.3} s, {ip} answered after {:.3} s",
+            "round {round}: {old} stopped; lease moved after {:.3} s, {ip} answered after {:.3} s \
+             (failed tries by curl exit code: {failures:?})",
             m.as_secs_f64(),
             a.as_secs_f64()
         );
