@@ -30,8 +30,8 @@ pub mod pods;
 pub mod queue;
 pub mod replicaset;
 pub mod rootcacertpublisher;
-pub mod servicelb;
 pub mod serviceaccount;
+pub mod servicelb;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -103,10 +103,10 @@ pub fn all() -> Vec<Descriptor> {
         Descriptor { name: "namespace", start: namespace::start },
         Descriptor { name: "nodelifecycle", start: nodelifecycle::start },
         Descriptor { name: "nodeipam", start: nodeipam::start },
-        Descriptor { name: "servicelb", start: servicelb::start },
         Descriptor { name: "endpointslice", start: endpointslice::start },
         Descriptor { name: "endpoints", start: endpoints::start },
         Descriptor { name: "endpointslicemirroring", start: endpointslicemirroring::start },
+        Descriptor { name: "servicelb", start: servicelb::start },
         Descriptor { name: "serviceaccount", start: serviceaccount::start },
         Descriptor { name: "root-ca-cert-publisher", start: rootcacertpublisher::start },
     ]
