@@ -20,6 +20,9 @@ packages=(
   "conntrack:conntrack"         # the service proxy flushes stale UDP conntrack entries
   "iptables:iptables-nft"       # the proxy benchmark's kube-proxy iptables-mode baseline
   "iputils-arping:arping"       # the LoadBalancer speaker announces moved IPs with gratuitous ARP
+  "iproute2:ip"                 # network namespaces in tests, and the agent's address set-up
+  "curl:curl"                   # the e2e tests curl pods and Services from nodes and outside
+  "iputils-ping:ping"           # the cluster tests ping across the fabric
 )
 
 missing=()
