@@ -32,7 +32,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::ws::{Options, V4, options};
+use super::ws::{Options, Outcome, V4, options, session_end};
 use super::{Body, Query, StreamError, StreamServer};
 use crate::runtime::{AttachRequest, BoxRead, BoxWrite, ExecRequest, ExitFuture, TerminalResize};
 
@@ -54,8 +54,6 @@ const MAX_HEADER_BLOCK: usize = 256 * 1024;
 /// How long the client may take to open the streams it asked for (the kubelet's
 /// stream creation timeout).
 const STREAM_CREATION: Duration = Duration::from_secs(30);
-/// How long, after the process exited, its output may take to drain.
-const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 /// How long to wait for the client to hang up once everything is said.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -544,12 +542,6 @@ struct Streams {
     exit: Option<ExitFuture>,
 }
 
-enum Outcome {
-    Success,
-    ExitCode(i32),
-    Internal(String),
-}
-
 async fn start(
     runtime: &Arc<dyn crate::runtime::ContainerRuntime>,
     id: &str,
@@ -649,35 +641,7 @@ where
             let client = Client { stdin: ids.stdin, resize: ids.resize, tx: tx.clone() };
             let mut from_client =
                 tokio::spawn(client.read(reader, streams.stdin.filter(|_| opts.stdin), streams.terminal, early));
-            let outcome = match streams.exit {
-                Some(exit) => {
-                    tokio::select! {
-                        code = exit => {
-                            let deadline = tokio::time::Instant::now() + OUTPUT_DRAIN;
-                            for c in copies.iter_mut() {
-                                let _ = tokio::time::timeout_at(deadline, c).await;
-                            }
-                            match code {
-                                Ok(0) => Outcome::Success,
-                                Ok(n) => Outcome::ExitCode(n),
-                                Err(e) => Outcome::Internal(e.to_string()),
-                            }
-                        }
-                        _ = &mut from_client => Outcome::Success,
-                    }
-                }
-                None if copies.is_empty() => {
-                    let _ = (&mut from_client).await;
-                    Outcome::Success
-                }
-                None => {
-                    let outputs = futures::future::join_all(copies.iter_mut());
-                    tokio::select! {
-                        _ = outputs => Outcome::Success,
-                        _ = &mut from_client => Outcome::Success,
-                    }
-                }
-            };
+            let outcome = session_end(streams.exit, &mut copies, &mut from_client).await;
             for c in &copies {
                 c.abort();
             }

@@ -201,10 +201,50 @@ struct Session {
 }
 
 /// How a session ended, for the error channel.
-enum Outcome {
+pub(super) enum Outcome {
     Success,
     ExitCode(i32),
     Internal(String),
+}
+
+/// Waits for an exec or attach session to end, the same way over WebSocket and SPDY: an
+/// exec ends with its process (then the output still in flight gets `OUTPUT_DRAIN` to reach
+/// the client); an attach ends when the container's output does; either ends when the
+/// client goes away. A stdin-only attach lasts as long as the client keeps it.
+pub(super) async fn session_end<T>(
+    exit: Option<ExitFuture>,
+    copies: &mut [tokio::task::JoinHandle<()>],
+    client: &mut tokio::task::JoinHandle<T>,
+) -> Outcome {
+    match exit {
+        Some(exit) => {
+            tokio::select! {
+                code = exit => {
+                    let deadline = tokio::time::Instant::now() + OUTPUT_DRAIN;
+                    for c in copies.iter_mut() {
+                        let _ = tokio::time::timeout_at(deadline, c).await;
+                    }
+                    match code {
+                        Ok(0) => Outcome::Success,
+                        Ok(n) => Outcome::ExitCode(n),
+                        Err(e) => Outcome::Internal(e.to_string()),
+                    }
+                }
+                _ = &mut *client => Outcome::Success,
+            }
+        }
+        None if copies.is_empty() => {
+            let _ = (&mut *client).await;
+            Outcome::Success
+        }
+        None => {
+            let outputs = futures::future::join_all(copies.iter_mut());
+            tokio::select! {
+                _ = outputs => Outcome::Success,
+                _ = &mut *client => Outcome::Success,
+            }
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -246,36 +286,7 @@ impl Session {
                     copies.push(tokio::spawn(copy_out(err, STDERR, self.stderr, tx.clone())));
                 }
                 let mut reader = tokio::spawn(read_client(source, streams.stdin, streams.terminal, v5));
-                let outcome = match streams.exit {
-                    Some(exit) => {
-                        tokio::select! {
-                            code = exit => {
-                                let deadline = tokio::time::Instant::now() + OUTPUT_DRAIN;
-                                for c in copies.iter_mut() {
-                                    let _ = tokio::time::timeout_at(deadline, c).await;
-                                }
-                                match code {
-                                    Ok(0) => Outcome::Success,
-                                    Ok(n) => Outcome::ExitCode(n),
-                                    Err(e) => Outcome::Internal(e.to_string()),
-                                }
-                            }
-                            _ = &mut reader => Outcome::Success,
-                        }
-                    }
-                    None if copies.is_empty() => {
-                        // Stdin only: the session lasts as long as the client keeps it.
-                        let _ = (&mut reader).await;
-                        Outcome::Success
-                    }
-                    None => {
-                        let outputs = futures::future::join_all(copies.iter_mut());
-                        tokio::select! {
-                            _ = outputs => Outcome::Success,
-                            _ = &mut reader => Outcome::Success,
-                        }
-                    }
-                };
+                let outcome = session_end(streams.exit, &mut copies, &mut reader).await;
                 if reader.is_finished() {
                     // The client is gone: stop copying (which also hangs up a terminal, so
                     // an interactive shell ends) and say nothing more.
