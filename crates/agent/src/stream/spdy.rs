@@ -32,9 +32,9 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::ws::{Options, Outcome, V4, options, session_end};
+use super::ws::{Options, Outcome, V4, options, session_end, start};
 use super::{Body, Query, StreamError, StreamServer};
-use crate::runtime::{AttachRequest, BoxRead, BoxWrite, ExecRequest, ExitFuture, TerminalResize};
+use crate::runtime::{BoxRead, BoxWrite, TerminalResize};
 
 /// The protocol header of the kubelet's SPDY handshake.
 pub const PROTOCOL_HEADER: &str = "x-stream-protocol-version";
@@ -532,37 +532,6 @@ struct Early {
     stdin: Vec<u8>,
     stdin_closed: bool,
     resize: Vec<u8>,
-}
-
-struct Streams {
-    stdin: Option<BoxWrite>,
-    stdout: Option<BoxRead>,
-    stderr: Option<BoxRead>,
-    terminal: Option<Arc<dyn TerminalResize>>,
-    exit: Option<ExitFuture>,
-}
-
-async fn start(
-    runtime: &Arc<dyn crate::runtime::ContainerRuntime>,
-    id: &str,
-    exec: bool,
-    opts: &Options,
-) -> Result<Streams, StreamError> {
-    if exec {
-        let request = ExecRequest {
-            command: opts.command.clone(),
-            env: Vec::new(),
-            tty: opts.tty,
-            stdin: opts.stdin,
-            tty_size: None,
-        };
-        let p = runtime.exec(id, request).await?;
-        Ok(Streams { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr, terminal: p.terminal, exit: Some(p.exit) })
-    } else {
-        let request = AttachRequest { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr };
-        let a = runtime.attach(id, request).await?;
-        Ok(Streams { stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, terminal: a.terminal, exit: None })
-    }
 }
 
 async fn run<S>(

@@ -140,33 +140,9 @@ pub(super) async fn handle(
             }
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        let started = if exec {
-            let request = ExecRequest {
-                command: opts.command.clone(),
-                env: Vec::new(),
-                tty: opts.tty,
-                stdin: opts.stdin,
-                tty_size: None,
-            };
-            runtime.exec(&id, request).await.map(|p| Streams {
-                stdin: p.stdin,
-                stdout: p.stdout,
-                stderr: p.stderr,
-                terminal: p.terminal,
-                exit: Some(p.exit),
-            })
-        } else {
-            let request = AttachRequest { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr };
-            runtime.attach(&id, request).await.map(|a| Streams {
-                stdin: a.stdin,
-                stdout: a.stdout,
-                stderr: a.stderr,
-                terminal: a.terminal,
-                exit: None,
-            })
-        };
+        let started = start(&runtime, &id, exec, &opts).await;
         let session = Session { protocol, command: opts.command.clone(), stdout: opts.stdout, stderr: opts.stderr };
-        session.run(ws, started.map_err(StreamError::from)).await;
+        session.run(ws, started).await;
     });
 
     let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
@@ -184,13 +160,38 @@ pub(super) async fn handle(
     Ok(resp)
 }
 
-struct Streams {
-    stdin: Option<BoxWrite>,
-    stdout: Option<BoxRead>,
-    stderr: Option<BoxRead>,
-    terminal: Option<Arc<dyn TerminalResize>>,
+/// The process an exec or attach session talks to, whichever protocol carries it.
+pub(super) struct Streams {
+    pub(super) stdin: Option<BoxWrite>,
+    pub(super) stdout: Option<BoxRead>,
+    pub(super) stderr: Option<BoxRead>,
+    pub(super) terminal: Option<Arc<dyn TerminalResize>>,
     /// The exec'd process's exit; None for attach, which ends when the output does.
-    exit: Option<ExitFuture>,
+    pub(super) exit: Option<ExitFuture>,
+}
+
+/// Starts the exec'd process, or attaches to the container's own.
+pub(super) async fn start(
+    runtime: &Arc<dyn crate::runtime::ContainerRuntime>,
+    id: &str,
+    exec: bool,
+    opts: &Options,
+) -> Result<Streams, StreamError> {
+    if exec {
+        let request = ExecRequest {
+            command: opts.command.clone(),
+            env: Vec::new(),
+            tty: opts.tty,
+            stdin: opts.stdin,
+            tty_size: None,
+        };
+        let p = runtime.exec(id, request).await?;
+        Ok(Streams { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr, terminal: p.terminal, exit: Some(p.exit) })
+    } else {
+        let request = AttachRequest { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr };
+        let a = runtime.attach(id, request).await?;
+        Ok(Streams { stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, terminal: a.terminal, exit: None })
+    }
 }
 
 struct Session {
