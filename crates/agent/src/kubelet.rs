@@ -48,7 +48,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 use parking_lot::Mutex;
 use rkube_controllers::events::Recorder;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::image::ImageStore;
 use crate::net::{NetOps, Netns, ipam::Ipam};
@@ -310,20 +310,11 @@ impl Kubelet {
             let _ = entry.tx.send(Some(pod));
             return;
         }
-        if pod.metadata.deletion_timestamp.is_some() && !adoptable.contains_key(&uid) {
-            // A pod being deleted that never ran here: only the final deletion is left.
-            let (tx, rx) = watch::channel(Some(pod));
-            let shared = Arc::new(Mutex::new(PodShared::default()));
-            pods.insert(uid.clone(), PodEntry { tx, shared: shared.clone() });
-            let worker = worker::Worker::new(self.clone(), uid, shared, Vec::new(), Arc::new(Notify::new()));
-            tokio::spawn(worker.run(rx));
-            return;
-        }
         let (tx, rx) = watch::channel(Some(pod));
         let shared = Arc::new(Mutex::new(PodShared::default()));
         pods.insert(uid.clone(), PodEntry { tx, shared: shared.clone() });
         let adopted = adoptable.remove(&uid).unwrap_or_default();
-        let worker = worker::Worker::new(self.clone(), uid, shared, adopted, Arc::new(Notify::new()));
+        let worker = worker::Worker::new(self.clone(), uid, shared, adopted);
         tokio::spawn(worker.run(rx));
     }
 

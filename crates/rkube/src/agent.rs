@@ -127,7 +127,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
     let dns_metrics = rkube_dns::Metrics::new();
     if !disabled(&args, "dns") {
-        local_dns_address(args.cluster_dns)?;
+        // The kube-dns ClusterIP becomes an address of this node's namespace, so pods' queries
+        // to it are delivered to the local server (the DNS crate falls back to `lo` on kernels
+        // without the dummy driver).
+        rkube_dns::setup_local_address(args.cluster_dns)
+            .with_context(|| format!("making {} a local address for the DNS server", args.cluster_dns))?;
         let mut config = rkube_dns::DnsConfig::new(vec![
             std::net::SocketAddr::from((args.cluster_dns, 53)),
             std::net::SocketAddr::from((node_ip, 53)),
@@ -246,25 +250,6 @@ fn first_global_ipv4() -> Option<Ipv4Addr> {
 
 fn disabled(args: &AgentArgs, part: &str) -> bool {
     args.disable.iter().any(|d| d == part)
-}
-
-/// Makes the kube-dns ClusterIP an address of this (the node's) network namespace, so that
-/// pods' queries to it are delivered to the local DNS server. The DNS crate puts it on a
-/// dummy link of its own; kernels without the dummy driver get it on `lo` instead, which
-/// delivers it locally all the same.
-fn local_dns_address(ip: Ipv4Addr) -> anyhow::Result<()> {
-    match rkube_dns::setup_local_address(ip) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            tracing::debug!(error = %e, "no dummy link for the DNS address; using lo");
-            let out = std::process::Command::new("ip")
-                .args(["addr", "replace", &format!("{ip}/32"), "dev", "lo"])
-                .output()
-                .context("running ip")?;
-            anyhow::ensure!(out.status.success(), "adding {ip} to lo: {}", String::from_utf8_lossy(&out.stderr).trim());
-            Ok(())
-        }
-    }
 }
 
 /// A minimal HTTP/1.1 responder for Prometheus scrapes: every request gets the metrics.

@@ -63,8 +63,9 @@ struct Rec {
     /// The delay before the next restart after a crash; None before the first restart.
     backoff: Option<Duration>,
     image_id: String,
-    /// Kept after a liveness kill so the waiting message says why.
+    /// The Unhealthy and Killing events of the current instance were recorded.
     unhealthy_reported: bool,
+    /// The current instance's readiness failure was recorded as an event.
     not_ready_reported: bool,
     pulled_reported: bool,
 }
@@ -150,13 +151,12 @@ impl Worker {
         uid: String,
         shared: Arc<Mutex<PodShared>>,
         adopted: Vec<ContainerState>,
-        wake: Arc<Notify>,
     ) -> Worker {
         let mut w = Worker {
             k,
             uid,
             shared,
-            wake,
+            wake: Arc::new(Notify::new()),
             sandbox: None,
             volumes: None,
             volumes_refreshed: None,
@@ -773,7 +773,9 @@ impl Worker {
             }
         }
         let old = pod.status.clone().unwrap_or_default();
-        if !status::differs(&old, &new) {
+        // Times are kept at the API's second precision and transition times carried over,
+        // so the same facts give an equal status, which is then not written again.
+        if old == new {
             return;
         }
         let mut patch = match serde_json::to_value(&new) {
